@@ -1,0 +1,206 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from connectors.models import Connector
+
+
+class Device(models.Model):
+    """A whitelisted identity of a connector and, once provisioned, a device."""
+
+    WHITELISTED = "whitelisted"
+    PROVISIONED = "provisioned"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    STATUSES = [
+        (WHITELISTED, "Whitelisted"),
+        (PROVISIONED, "Provisioned"),
+        (EXPIRED, "Expired"),
+        (REVOKED, "Revoked"),
+    ]
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="devices")
+    identity = models.CharField(max_length=160)
+    status = models.CharField(max_length=11, choices=STATUSES, default=WHITELISTED)
+    tags = models.JSONField(default=list, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="devices",
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # The auth mode the device was provisioned with; a later change of the
+    # connector's mode does not affect already-provisioned devices.
+    auth_mode = models.CharField(max_length=11, choices=Connector.AUTH_MODES, blank=True)
+    activation_expires_at = models.DateTimeField(null=True, blank=True)
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Bumped on every reset/revoke: cached password verifications carry the
+    # version they were made under and stop counting once it changes.
+    credential_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "identity"], name="device_identity_unique_per_connector"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["connector", "status", "id"], name="device_connector_status"),
+            # The expiry sweep's scan: whitelisted entries ordered by deadline.
+            models.Index(
+                fields=["activation_expires_at"],
+                condition=Q(status="whitelisted"),
+                name="device_pending_expiry",
+            ),
+        ]
+
+    def __str__(self):
+        return self.identity
+
+
+class Credential(models.Model):
+    """A device's secret or certificate; only hashes and public parts are kept."""
+
+    INACTIVE = "inactive"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    STATES = [(INACTIVE, "Inactive"), (ACTIVE, "Active"), (REVOKED, "Revoked")]
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
+    kind = models.CharField(max_length=11, choices=Connector.AUTH_MODES)
+    state = models.CharField(max_length=8, choices=STATES, default=ACTIVE)
+    # Tokens: SHA-256 hex of the token (160+ random bits need no slow hash), unique
+    # so authentication is one indexed lookup. Passwords: a salted slow hash.
+    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    password_hash = models.CharField(max_length=256, blank=True)
+    certificate_pem = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    serial = models.CharField(max_length=64, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "kind"],
+                condition=Q(state="active"),
+                name="one_active_credential_per_kind",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} credential of {self.device_id} ({self.state})"
+
+
+class Event(models.Model):
+    """One append-only line of a connector's log: what happened, to whom, why, from where."""
+
+    WHITELIST = "whitelist"
+    PROVISION = "provision"
+    PROVISION_FAILED = "provision_failed"
+    WRITE = "write"
+    WRITE_IGNORED = "write_ignored"
+    READ = "read"
+    EXPIRE = "expire"
+    RESET = "reset"
+    REVOKE = "revoke"
+    DELETE = "delete"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
+    IMPORT = "import"
+    KINDS = [
+        (WHITELIST, "Whitelisted"),
+        (PROVISION, "Provisioned"),
+        (PROVISION_FAILED, "Provisioning failed"),
+        (WRITE, "Write"),
+        (WRITE_IGNORED, "Write to undefined alias"),
+        (READ, "Read"),
+        (EXPIRE, "Expired"),
+        (RESET, "Reset"),
+        (REVOKE, "Revoked"),
+        (DELETE, "Deleted"),
+        (AUTH_FAILED, "Authentication failed"),
+        (RATE_LIMITED, "Rate limited"),
+        (IMPORT, "Import"),
+    ]
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="events")
+    identity = models.CharField(max_length=160, blank=True)
+    kind = models.CharField(max_length=20, choices=KINDS)
+    reason = models.CharField(max_length=500, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["connector", "-id"], name="event_connector_recent"),
+            models.Index(fields=["connector", "identity", "-id"], name="event_identity_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.identity}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("events are append-only")
+        super().save(*args, **kwargs)
+
+
+class DataPoint(models.Model):
+    """One value a device wrote to a defined alias."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="data_points")
+    alias = models.CharField(max_length=64)
+    value = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["device", "alias", "-id"], name="datapoint_latest"),
+        ]
+
+    def __str__(self):
+        return f"{self.alias}={self.value}"
+
+
+class WhitelistImport(models.Model):
+    """A CSV whitelist import: its options, progress and per-row errors."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    ABORT = "abort"
+    SKIP = "skip"
+    ON_ERROR = [(ABORT, "Abort on any bad row"), (SKIP, "Skip bad rows")]
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/", blank=True)
+    dry_run = models.BooleanField(default=False)
+    on_error = models.CharField(max_length=5, choices=ON_ERROR, default=ABORT)
+    status = models.CharField(max_length=7, choices=STATUSES, default=PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"import {self.pk} into {self.connector_id} ({self.status})"

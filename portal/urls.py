@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from devices import device_views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("c/<str:connector_id>/", include(("devices.device_urls", "device"), namespace="c")),
+    path("timestamp", device_views.timestamp),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

@@ -1,0 +1,94 @@
+import base64
+import itertools
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from connectors.models import Connector, Resource
+from devices import services
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Rate-limit counters and credential verifications live in the shared cache.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner", "owner@example.com", "owner-pass-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("other", "other@example.com", "other-pass-123")
+
+
+@pytest.fixture
+def make_connector(owner):
+    def make(**fields):
+        resources = fields.pop("_resources", {})
+        fields.setdefault("name", f"Connector {next(_names)}")
+        fields.setdefault("owner", owner)
+        connector = Connector.objects.create(**fields)
+        for alias, fmt in resources.items():
+            Resource.objects.create(connector=connector, alias=alias, format=fmt)
+        return connector
+
+    return make
+
+
+@pytest.fixture
+def connector(make_connector):
+    """Seed 002's connector: base10 identities of length 8, token auth, `myalias` defined."""
+    connector = make_connector(identity_type="base10", identity_length=8)
+    Resource.objects.create(connector=connector, alias="myalias", format="number")
+    return connector
+
+
+class DeviceClient(Client):
+    """Talks to one connector's device host, as firmware does."""
+
+    def __init__(self, connector, **defaults):
+        super().__init__(HTTP_HOST=connector.device_host, **defaults)
+        self.connector = connector
+
+    def activate(self, identity, password=None, **extra):
+        body = f"id={identity}" + (f"&password={password}" if password is not None else "")
+        return self.post(
+            "/provision/activate", body, content_type="application/x-www-form-urlencoded", **extra
+        )
+
+    def write(self, body, authorization, **extra):
+        return self.post(
+            "/api:v1/stack/alias",
+            body,
+            content_type="application/x-www-form-urlencoded; charset=utf-8",
+            HTTP_AUTHORIZATION=authorization,
+            **extra,
+        )
+
+    def read(self, query, authorization, **extra):
+        return self.get(f"/api:v1/stack/alias?{query}", HTTP_AUTHORIZATION=authorization, **extra)
+
+
+@pytest.fixture
+def device_client(connector):
+    return DeviceClient(connector)
+
+
+@pytest.fixture
+def whitelist():
+    def add(connector, identity, **kwargs):
+        return services.whitelist_device(connector, identity, **kwargs)
+
+    return add
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
