@@ -66,6 +66,9 @@ class Connector(models.Model):
         help_text="CIDRs allowed to provision; empty allows every address.",
     )
     activation_window_seconds = models.PositiveIntegerField(default=24 * 3600)
+    # Bumped whenever a resource changes, so web processes can keep the alias
+    # table in memory and still never use a stale one (see devices.services).
+    resources_revision = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -144,3 +147,13 @@ class Resource(models.Model):
 
     def __str__(self):
         return self.alias
+
+
+def _bump_resources_revision(sender, instance, **kwargs):
+    Connector.objects.filter(pk=instance.connector_id).update(
+        resources_revision=models.F("resources_revision") + 1
+    )
+
+
+models.signals.post_save.connect(_bump_resources_revision, sender=Resource)
+models.signals.post_delete.connect(_bump_resources_revision, sender=Resource)

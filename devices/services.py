@@ -322,28 +322,37 @@ def _device_by_token(connector_id: str, token: str) -> Device | None:
     return credential.device if credential else None
 
 
+def _remembered_password_device(connector_id: str, key: str) -> Device | None:
+    """A device whose password was verified recently under its current credential version."""
+    remembered = cache.get(key)
+    if remembered is None:
+        return None
+    device_pk, version = remembered
+    return (
+        Device.objects.select_related("connector")
+        .filter(
+            pk=device_pk,
+            connector_id=connector_id,
+            status=Device.PROVISIONED,
+            credential_version=version,
+        )
+        .first()
+    )
+
+
 def _device_by_password(connector: Connector, raw_identity: str, password: str) -> Device | None:
+    """Verify identity:password with the slow hash (the cache missed)."""
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         return None
     try:
         identity = normalize_identity(raw_identity, connector.identity_format)
     except InvalidIdentity:
         return None
-    key = _password_cache_key(connector.pk, identity, password)
-    remembered = cache.get(key)
-    if remembered is not None:
-        device_pk, version = remembered
-        device = Device.objects.filter(
-            pk=device_pk,
-            connector=connector,
-            status=Device.PROVISIONED,
-            credential_version=version,
-        ).first()
-        if device is not None:
-            return device
-    device = Device.objects.filter(
-        connector=connector, identity=identity, status=Device.PROVISIONED
-    ).first()
+    device = (
+        Device.objects.select_related("connector")
+        .filter(connector=connector, identity=identity, status=Device.PROVISIONED)
+        .first()
+    )
     credential = (
         Credential.objects.filter(device=device, kind=Connector.PASSWORD, state=Credential.ACTIVE)
         .only("password_hash")
@@ -355,10 +364,7 @@ def _device_by_password(connector: Connector, raw_identity: str, password: str) 
     # device takes as long to refuse as a wrong password.
     if not check_password(password, credential.password_hash if credential else None):
         return None
-    if device is not None and credential is not None:
-        cache.set(key, (device.pk, device.credential_version), settings.CREDENTIAL_CACHE_SECONDS)
-        return device
-    return None
+    return device if credential is not None else None
 
 
 def get_connector(connector_id: str) -> Connector:
@@ -371,11 +377,12 @@ def get_connector(connector_id: str) -> Connector:
 def authenticate_device(connector_id: str, authorization: str, ip) -> Device:
     """Return the provisioned device behind an Authorization header, or raise.
 
-    The device never learns which part was wrong; the event log does.
+    Tokens cost one indexed lookup. Passwords cost the slow hash only when no
+    verification of the same identity:password is remembered in the cache. The
+    device never learns which part was wrong; the event log does.
     """
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
     identity = ""
-    device = None
     try:
         if not authorization:
             raise AuthenticationFailed("no credentials presented")
@@ -383,9 +390,20 @@ def authenticate_device(connector_id: str, authorization: str, ip) -> Device:
         if kind == "token":
             device = _device_by_token(connector_id, secret)
         else:
-            connector = get_connector(connector_id)
-            ratelimit.peek("authfail", str(ip), failures)
-            device = _device_by_password(connector, identity, secret)
+            # Keyed by what was presented, so a hit needs neither the connector
+            # nor the identity format.
+            key = _password_cache_key(connector_id, identity, secret)
+            device = _remembered_password_device(connector_id, key)
+            if device is None:
+                connector = get_connector(connector_id)
+                ratelimit.peek("authfail", str(ip), failures)
+                device = _device_by_password(connector, identity, secret)
+                if device is not None:
+                    cache.set(
+                        key,
+                        (device.pk, device.credential_version),
+                        settings.CREDENTIAL_CACHE_SECONDS,
+                    )
         if device is None:
             raise AuthenticationFailed(f"unknown or revoked {kind}")
     except AuthenticationFailed as exc:
@@ -417,14 +435,31 @@ def _check_value(fmt: str, value: str) -> None:
             raise InvalidData(f"{value!r} is not JSON") from exc
 
 
+_resource_formats_memo: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def resource_formats(connector: Connector) -> dict[str, str]:
+    """alias → format of a connector, remembered per process until its revision changes.
+
+    The revision comes with the connector row the request loaded anyway, so a
+    resource defined a moment ago is never missed.
+    """
+    memo = _resource_formats_memo.get(connector.pk)
+    if memo is not None and memo[0] == connector.resources_revision:
+        return memo[1]
+    formats = dict(
+        Resource.objects.filter(connector_id=connector.pk).values_list("alias", "format")
+    )
+    _resource_formats_memo[connector.pk] = (connector.resources_revision, formats)
+    return formats
+
+
 def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
     """Store values for defined aliases; log every write, including undefined aliases."""
     ratelimit.hit("write", str(device.pk), ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE))
     if not pairs:
         raise InvalidData("no alias=value pairs in the body")
-    formats = dict(
-        Resource.objects.filter(connector_id=device.connector_id).values_list("alias", "format")
-    )
+    formats = resource_formats(device.connector)
     stored, ignored = [], []
     for alias, value in pairs:
         if alias in formats:

@@ -40,13 +40,15 @@ def hit(scope: str, key: str, rate: Rate) -> int:
     now = time.time()
     window = int(now // rate.seconds)
     cache_key = f"rl:{scope}:{key}:{window}"
-    # add() is a no-op when the key exists; incr() is atomic on Redis.
-    cache.add(cache_key, 0, rate.seconds + 1)
+    # One atomic INCR on Redis in the common case; the first request of a
+    # window creates the key (add() loses gracefully to a concurrent creator).
     try:
         used = cache.incr(cache_key)
-    except ValueError:  # the window's key expired between add() and incr()
-        cache.set(cache_key, 1, rate.seconds + 1)
-        used = 1
+    except ValueError:
+        if cache.add(cache_key, 1, rate.seconds + 1):
+            used = 1
+        else:
+            used = cache.incr(cache_key)
     if used > rate.count:
         raise RateLimited(retry_after=max(1, int((window + 1) * rate.seconds - now) + 1))
     return rate.count - used

@@ -233,3 +233,14 @@ def test_reset_drops_cached_password_verification(make_connector, whitelist):
     services.reset_device(device)
     client.activate("dev-1", "another-password-of-20-bytes")
     assert client.write("a=1", basic("dev-1", PASSWORD)).status_code == 401
+
+
+def test_alias_defined_after_earlier_writes_is_stored_at_once(device_client, connector, whitelist):
+    from connectors.models import Resource
+
+    whitelist(connector, "00000001")
+    auth = "Token " + device_client.activate("00000001").content.decode()
+    assert device_client.write("later=1", auth).status_code == 204
+    Resource.objects.create(connector=connector, alias="later", format="number")
+    assert device_client.write("later=2", auth).status_code == 204
+    assert list(DataPoint.objects.values_list("alias", "value")) == [("later", "2")]
