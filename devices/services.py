@@ -615,3 +615,31 @@ def expire_stale_whitelist(batch_size: int | None = None) -> int:
         total += claimed
         if len(rows) < batch_size:
             return total
+
+
+def purge_old_records(batch_size: int = 10_000) -> dict[str, int]:
+    """Delete events and data points older than their retention, a batch at a time.
+
+    Batches keep each transaction short so writes from devices never wait long.
+    A retention of 0 days keeps records forever.
+    """
+    purged = {}
+    for model, days in (
+        (Event, settings.EVENT_RETENTION_DAYS),
+        (DataPoint, settings.DATA_RETENTION_DAYS),
+    ):
+        count = 0
+        if days:
+            cutoff = timezone.now() - timedelta(days=days)
+            while True:
+                ids = list(
+                    model.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                        :batch_size
+                    ]
+                )
+                if not ids:
+                    break
+                # A raw delete: events refuse updates, and there are no signals to run.
+                count += model.objects.filter(pk__in=ids)._raw_delete(model.objects.db)
+        purged[model._meta.model_name] = count
+    return purged

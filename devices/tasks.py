@@ -7,3 +7,9 @@ from devices import services
 def expire_whitelist() -> int:
     """Periodic: mark whitelist entries past their activation window expired."""
     return services.expire_stale_whitelist()
+
+
+@shared_task
+def purge_old_records() -> dict[str, int]:
+    """Daily: drop events and data points past their retention."""
+    return services.purge_old_records()
