@@ -34,6 +34,21 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _ca_key_encryption_key() -> str:
+    """Key that encrypts connector CA private keys at rest; like SECRET_KEY, made once in var/."""
+    configured = env.str("CA_KEY_ENCRYPTION_KEY", default="")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "ca_key_encryption_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+CA_KEY_ENCRYPTION_KEY = _ca_key_encryption_key()
 DEBUG = env.bool("DEBUG", default=False)
 
 # Devices reach their connector at <connector-id>.<DEVICE_DOMAIN>.
@@ -44,6 +59,12 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Proxies whose X-Forwarded-For (and, later, client-certificate header) is believed.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+# When set, a request counts as from the proxy only if it also carries this secret
+# (nginx sends it, see deploy/nginx/): other processes that can reach the app port
+# cannot pose as the proxy. PROXY_SHARED_SECRET_FILE works too.
+PROXY_SHARED_SECRET = env.str("PROXY_SHARED_SECRET", default="")
+# The proxy terminates TLS and always overwrites this header (deploy/nginx/).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -58,6 +79,7 @@ INSTALLED_APPS = [
     "accounts",
     "connectors",
     "devices",
+    "certificates",
 ]
 
 MIDDLEWARE = [

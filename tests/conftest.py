@@ -92,3 +92,7 @@ def whitelist():
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# Real TLS through nginx (tests/tls.py): nginx_proxy yields its https URL and CA file.
+from tests.tls import nginx_proxy, nginx_server  # noqa: E402, F401
