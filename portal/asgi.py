@@ -1,6 +1,20 @@
+"""ASGI entry point: Django for HTTP, the secure device channel for WebSockets.
+
+Serve it with `uvicorn portal.asgi:application` (docs/secure-registration.md).
+"""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-application = get_asgi_application()
+# Set Django up before importing anything that touches models.
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from registrations.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {"http": django_application, "websocket": URLRouter(websocket_urlpatterns)}
+)

@@ -1,0 +1,858 @@
+"""Secure registration with PIN pairing, and secure messages (§3.3, seed 000).
+
+Plain functions raising `RegistrationError`s; the /v1.1/ device API, the
+WebSocket consumer and the pairing pages each map them with one table.
+
+The flow: a device with a trusted client certificate initiates and gets a
+PIN and a nonce; a signed-in user types the PIN and the last four hex digits
+of the certificate's serial number and confirms; the device completes with
+the nonce and the same certificate, and receives an access token that only
+works together with that certificate.
+"""
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from certificates.services import chains_to_connector
+from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.models import Connector
+from devices import services as device_services
+from devices.models import Device
+from portal import ratelimit
+from registrations.models import Message, Registration, SecureDevice
+
+# Eight characters without look-alikes (no 0/O, 1/I/L): 31**8, about 40 bits.
+PIN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+PIN_LENGTH = 8
+PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+SERIAL_SUFFIX = re.compile(r"[0-9a-f]{4}")
+# Fixed, so a user's public id (`uid`) never changes.
+USER_ID_NAMESPACE = uuid.UUID("6f1c0f6e-3a52-4c39-9d57-3f0b8f0f6a11")
+
+# Event kinds of this flow (§2).
+REGISTER = "register"
+PAIR = "pair"
+PAIR_FAILED = "pair_failed"
+MESSAGE = "message"
+RELEASE = "release"
+RENAME = "rename"
+
+
+class RegistrationError(Exception):
+    """Base of every refusal in secure registration, pairing and messaging."""
+
+    default_message = "refused"
+
+    def __init__(self, message: str = ""):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class InvalidRequest(RegistrationError):
+    default_message = "invalid request"
+
+
+class CertificateRequired(RegistrationError):
+    default_message = "a client certificate is required"
+
+
+class CertificateNotTrusted(RegistrationError):
+    default_message = "the client certificate is not trusted for this device type"
+
+
+class CertificateMismatch(RegistrationError):
+    default_message = "the client certificate does not match the info in the request"
+
+
+class UnknownDeviceType(RegistrationError):
+    default_message = "no such device type"
+
+
+class RegistrationNotFound(RegistrationError):
+    default_message = "no such registration"
+
+
+class AlreadyRegistered(RegistrationError):
+    default_message = "a device with this device type and vendor device id is already registered"
+
+
+class NotConfirmed(RegistrationError):
+    default_message = "the user has not confirmed this registration yet"
+
+
+class RegistrationClosed(RegistrationError):
+    default_message = "this registration is closed"
+
+
+class WrongNonce(RegistrationError):
+    default_message = "the nonce does not match"
+
+
+class InvalidToken(RegistrationError):
+    default_message = "missing or invalid access token"
+
+
+class WrongDevice(RegistrationError):
+    default_message = "sdid is not the device this access token belongs to"
+
+
+class InvalidPairingInput(RegistrationError):
+    default_message = "check the PIN and the serial number digits"
+
+
+class WrongPairingCode(RegistrationError):
+    default_message = (
+        "No device waiting to be paired matches that PIN and serial number. "
+        "Check both and try again."
+    )
+
+
+class PairingExpired(RegistrationError):
+    default_message = (
+        "This pairing request has expired. Start the registration again on the device "
+        "to get a new PIN."
+    )
+
+
+class PairingLocked(RegistrationError):
+    default_message = (
+        "This pairing request was locked after too many wrong guesses. Start the "
+        "registration again on the device to get a new PIN."
+    )
+
+
+class PairingUnavailable(RegistrationError):
+    default_message = "This pairing request is no longer waiting for you to confirm it."
+
+
+RateLimited = ratelimit.RateLimited
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A device's message allowance: (per minute, per day) limits, what is left, reset times."""
+
+    limits: tuple[int, int]
+    remaining: tuple[int, int]
+    resets: tuple[int, int]
+
+
+class MessagesRateLimited(RateLimited):
+    """A device sent more messages than its quota allows."""
+
+    def __init__(self, retry_after: int, quota: Quota):
+        super().__init__(retry_after)
+        self.quota = quota
+
+
+# --- secrets and certificates ------------------------------------------------------
+
+
+def new_pin() -> str:
+    return "".join(secrets.choice(PIN_ALPHABET) for _ in range(PIN_LENGTH))
+
+
+def pin_digest(pin: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), pin.encode(), hashlib.sha256).hexdigest()
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def certificate_fingerprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def certificate_serial(certificate: x509.Certificate) -> str:
+    """Lower-case hex, as device credentials store it."""
+    return format(abs(certificate.serial_number), "x")
+
+
+def serial_suffix(serial: str) -> str:
+    """The last four hex digits, counting leading zeros of a short serial."""
+    return serial.zfill(4)[-4:]
+
+
+def _subject(certificate: x509.Certificate) -> str:
+    try:
+        return certificate.subject.rfc4514_string()[:300]
+    except ValueError:
+        return ""
+
+
+def public_user_id(user) -> str:
+    """The `uid` devices are told: stable, 32 hex digits, not the database key."""
+    return uuid.uuid5(USER_ID_NAMESPACE, str(user.pk)).hex
+
+
+def _require_certificate(certificate) -> x509.Certificate:
+    if certificate is None:
+        raise CertificateRequired()
+    return certificate
+
+
+def _require_trust(connector: Connector, certificate: x509.Certificate, identity: str, ip):
+    if not chains_to_connector(connector, certificate):
+        device_services.record_event(
+            connector.pk,
+            identity,
+            device_services.Event.AUTH_FAILED,
+            "client certificate does not chain to the connector's CA or a trust anchor, "
+            "or is expired or revoked",
+            ip,
+        )
+        raise CertificateNotTrusted()
+
+
+def _closed(registration: Registration) -> RegistrationError:
+    """The refusal for a registration that is no longer pending."""
+    if registration.status == Registration.REGISTERED:
+        return AlreadyRegistered("this registration is already complete")
+    if registration.locked_at is not None:
+        return RegistrationClosed("this registration was locked after too many wrong PIN guesses")
+    return RegistrationClosed(f"this registration is {registration.status.lower()}")
+
+
+# --- the device's side ---------------------------------------------------------------
+
+
+def initiate_registration(
+    device_type_id, vendor_device_id, certificate, ip
+) -> tuple[Registration, str, str]:
+    """Start a registration (seed 000 step 3). Returns it with the clear PIN and nonce.
+
+    An earlier pending request for the same device turns REVOKED.
+    """
+    certificate = _require_certificate(certificate)
+    if not isinstance(device_type_id, str) or not isinstance(vendor_device_id, str):
+        raise InvalidRequest('"deviceTypeId" and "vendorDeviceId" are required strings')
+    connector = Connector.objects.filter(pk=device_type_id).first() if device_type_id else None
+    if connector is None:
+        raise UnknownDeviceType()
+    fingerprint = certificate_fingerprint(certificate)
+    ratelimit.hit(
+        "registration", fingerprint, ratelimit.Rate.parse(settings.RATE_LIMIT_REGISTRATION)
+    )
+    _require_trust(connector, certificate, vendor_device_id[:160], ip)
+    try:
+        identity = normalize_identity(vendor_device_id, connector.identity_format)
+    except InvalidIdentity as exc:
+        raise InvalidRequest(f"vendorDeviceId: {exc}") from exc
+    if (
+        Device.objects.filter(connector=connector, identity=identity)
+        .exclude(status=Device.WHITELISTED)
+        .exists()
+    ):
+        device_services.record_event(
+            connector.pk, identity, REGISTER, "refused: the device is already registered", ip
+        )
+        raise AlreadyRegistered()
+
+    pin, nonce = new_pin(), secrets.token_hex(16)
+    serial = certificate_serial(certificate)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                registration = _replace_pending(
+                    connector, identity, pin, nonce, certificate, fingerprint, serial, ip
+                )
+            break
+        except IntegrityError:
+            # A concurrent request for the same device won the insert; this one
+            # now revokes it in turn, as a later request should.
+            if attempt:
+                raise
+    return registration, pin, nonce
+
+
+def _replace_pending(connector, identity, pin, nonce, certificate, fingerprint, serial, ip):
+    now = timezone.now()
+    earlier = list(
+        Registration.objects.select_for_update()
+        .filter(connector=connector, vendor_device_id=identity, status__in=Registration.PENDING)
+        .values_list("pk", "rid")
+    )
+    if earlier:
+        Registration.objects.filter(pk__in=[pk for pk, _ in earlier]).update(
+            status=Registration.REVOKED
+        )
+        for _, rid in earlier:
+            device_services.record_event(
+                connector.pk, identity, REGISTER, f"registration {rid} revoked by a newer one", ip
+            )
+    registration = Registration.objects.create(
+        connector=connector,
+        vendor_device_id=identity,
+        pin_hash=pin_digest(pin),
+        nonce_hash=sha256_hex(nonce),
+        certificate_fingerprint=fingerprint,
+        certificate_serial=serial,
+        serial_suffix=serial_suffix(serial),
+        certificate_subject=_subject(certificate),
+        expires_at=now + timedelta(seconds=settings.REGISTRATION_WINDOW_SECONDS),
+        source_ip=ip,
+    )
+    device_services.record_event(
+        connector.pk,
+        identity,
+        REGISTER,
+        f"registration {registration.rid} started; waiting for a user to pair it",
+        ip,
+    )
+    return registration
+
+
+def _registration_for_device(rid, certificate, ip) -> Registration:
+    """The registration `rid`, if `certificate` is the one that started it (404, 403)."""
+    certificate = _require_certificate(certificate)
+    registration = (
+        Registration.objects.select_related("connector").filter(rid=rid).first()
+        if isinstance(rid, str) and PUBLIC_ID.fullmatch(rid)
+        else None
+    )
+    if registration is None:
+        raise RegistrationNotFound()
+    if not hmac.compare_digest(
+        registration.certificate_fingerprint, certificate_fingerprint(certificate)
+    ):
+        device_services.record_event(
+            registration.connector_id,
+            registration.vendor_device_id,
+            device_services.Event.AUTH_FAILED,
+            f"registration {registration.rid}: not the certificate that started it",
+            ip,
+        )
+        raise CertificateMismatch()
+    _require_trust(registration.connector, certificate, registration.vendor_device_id, ip)
+    return registration
+
+
+def _expire_if_due(registration: Registration, now=None) -> None:
+    """Expire on read, so a request past its deadline ends even when no worker runs."""
+    now = now or timezone.now()
+    if registration.status not in Registration.PENDING or registration.expires_at > now:
+        return
+    claimed = Registration.objects.filter(
+        pk=registration.pk, status__in=Registration.PENDING, expires_at__lte=now
+    ).update(status=Registration.EXPIRED)
+    if claimed:
+        device_services.record_event(
+            registration.connector_id,
+            registration.vendor_device_id,
+            device_services.Event.EXPIRE,
+            f"registration {registration.rid} expired before it was completed",
+        )
+    registration.refresh_from_db(fields=["status"])
+
+
+def registration_status(rid, certificate, ip) -> Registration:
+    registration = _registration_for_device(rid, certificate, ip)
+    _expire_if_due(registration)
+    return registration
+
+
+def complete_registration(rid, nonce, certificate, ip) -> tuple[Registration, SecureDevice, str]:
+    """Finish a registration the user confirmed (seed 000 step 15).
+
+    Returns the registration, the secure device and its clear access token.
+    """
+    registration = _registration_for_device(rid, certificate, ip)
+    if not isinstance(nonce, str) or not nonce:
+        raise InvalidRequest('"nonce" is required')
+    _expire_if_due(registration)
+    if registration.status == Registration.PENDING_USER_CONFIRMATION:
+        raise NotConfirmed()
+    if registration.status != Registration.PENDING_DEVICE_COMPLETION:
+        raise _closed(registration)
+    if not hmac.compare_digest(registration.nonce_hash, sha256_hex(nonce)):
+        device_services.record_event(
+            registration.connector_id,
+            registration.vendor_device_id,
+            device_services.Event.AUTH_FAILED,
+            f"registration {registration.rid}: wrong nonce",
+            ip,
+        )
+        raise WrongNonce()
+
+    now = timezone.now()
+    token = secrets.token_hex(16)
+    with transaction.atomic():
+        claimed = Registration.objects.filter(
+            pk=registration.pk,
+            status=Registration.PENDING_DEVICE_COMPLETION,
+            expires_at__gt=now,
+        ).update(status=Registration.REGISTERED, completed_at=now)
+        if not claimed:
+            registration.refresh_from_db()
+            raise _closed(registration)
+        device = _admit_device(registration, now, ip)
+        secure, _ = SecureDevice.objects.update_or_create(
+            device=device,
+            defaults={
+                # A new owner gets a new public device id.
+                "did": uuid.uuid4().hex,
+                "certificate_fingerprint": registration.certificate_fingerprint,
+                "certificate_serial": registration.certificate_serial,
+                "token_hash": sha256_hex(token),
+                "registered_at": now,
+            },
+        )
+        Registration.objects.filter(pk=registration.pk).update(device=device)
+        owner = registration.user.get_username() if registration.user else "nobody"
+        device_services.record_event(
+            device.connector_id,
+            device.identity,
+            device_services.Event.PROVISION,
+            f"secure registration {registration.rid} completed; owned by {owner}",
+            ip,
+        )
+    registration.refresh_from_db()
+    return registration, secure, token
+
+
+def _admit_device(registration: Registration, now, ip) -> Device:
+    """The registration's device, provisioned and owned by the confirming user."""
+    fields = {
+        "status": Device.PROVISIONED,
+        "auth_mode": Connector.CERTIFICATE,
+        "owner": registration.user,
+        "name": registration.device_name,
+        "provisioned_at": now,
+        "last_seen_at": now,
+        "last_ip": ip,
+    }
+    device = (
+        Device.objects.select_for_update()
+        .filter(connector_id=registration.connector_id, identity=registration.vendor_device_id)
+        .first()
+    )
+    if device is None:
+        try:
+            with transaction.atomic():
+                return Device.objects.create(
+                    connector_id=registration.connector_id,
+                    identity=registration.vendor_device_id,
+                    first_seen_at=now,
+                    **fields,
+                )
+        except IntegrityError as exc:
+            raise AlreadyRegistered() from exc
+    # Only a whitelisted entry may be claimed; the conditional update is the claim.
+    claimed = Device.objects.filter(pk=device.pk, status=Device.WHITELISTED).update(
+        first_seen_at=device.first_seen_at or now,
+        credential_version=F("credential_version") + 1,
+        **fields,
+    )
+    if not claimed:
+        raise AlreadyRegistered()
+    device.refresh_from_db()
+    return device
+
+
+# --- the user's side: pairing ------------------------------------------------------------
+
+
+def normalize_pin(raw) -> str:
+    pin = re.sub(r"[\s-]", "", raw if isinstance(raw, str) else "").upper()
+    if len(pin) != PIN_LENGTH or any(char not in PIN_ALPHABET for char in pin):
+        raise InvalidPairingInput(
+            f"A PIN is {PIN_LENGTH} letters and digits; it never holds 0, 1, I, L or O."
+        )
+    return pin
+
+
+def normalize_serial_suffix(raw) -> str:
+    suffix = (raw if isinstance(raw, str) else "").strip().lower()
+    if not SERIAL_SUFFIX.fullmatch(suffix):
+        raise InvalidPairingInput(
+            "Type the last 4 characters (0-9, A-F) of the device certificate's serial number."
+        )
+    return suffix
+
+
+def pairable_connectors():
+    """Device types with a request waiting for a user, for the pairing page's choice."""
+    return Connector.objects.filter(
+        pk__in=Registration.objects.filter(
+            status=Registration.PENDING_USER_CONFIRMATION, expires_at__gt=timezone.now()
+        ).values("connector_id")
+    ).order_by("name", "id")
+
+
+def pairing_refusal(registration: Registration, now=None) -> RegistrationError | None:
+    """Why a user cannot confirm this registration now, or None when they can."""
+    now = now or timezone.now()
+    if registration.locked_at is not None:
+        return PairingLocked()
+    if registration.status == Registration.EXPIRED or (
+        registration.status in Registration.PENDING and registration.expires_at <= now
+    ):
+        return PairingExpired()
+    if registration.status != Registration.PENDING_USER_CONFIRMATION:
+        return PairingUnavailable()
+    return None
+
+
+def find_pairing(user, connector: Connector, pin, suffix, ip) -> Registration:
+    """The request waiting for `user` under this PIN and serial suffix (seed 001).
+
+    Wrong guesses count against every pending request that matches either half,
+    locking it after PAIRING_MAX_ATTEMPTS, and against the user, who is slowed
+    down after RATE_LIMIT_PAIRING_FAILURES.
+    """
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_PAIRING_FAILURES)
+    ratelimit.peek("pairfail", str(user.pk), failures)
+    pin, suffix = normalize_pin(pin), normalize_serial_suffix(suffix)
+    digest = pin_digest(pin)
+    now = timezone.now()
+    candidates = list(
+        Registration.objects.filter(connector=connector)
+        .filter(Q(serial_suffix=suffix) | Q(pin_hash=digest))
+        .filter(
+            Q(status=Registration.PENDING_USER_CONFIRMATION)
+            # Recently ended ones too, so the user is told why they cannot pair.
+            | Q(status=Registration.EXPIRED, expires_at__gt=now - timedelta(days=1))
+        )
+        .order_by("-id")[:50]
+    )
+    for registration in candidates:
+        if registration.serial_suffix == suffix and hmac.compare_digest(
+            registration.pin_hash, digest
+        ):
+            _expire_if_due(registration, now)
+            refusal = pairing_refusal(registration, now)
+            if refusal is not None:
+                raise refusal
+            return registration
+
+    username = user.get_username()
+    pending = [
+        registration
+        for registration in candidates
+        if registration.status == Registration.PENDING_USER_CONFIRMATION
+        and registration.expires_at > now
+    ]
+    for registration in pending:
+        _count_wrong_guess(registration, username, now, ip)
+    if not pending:
+        device_services.record_event(
+            connector.pk, "", PAIR_FAILED, f"user {username}: wrong PIN and serial digits", ip
+        )
+    remaining = ratelimit.hit("pairfail", str(user.pk), failures)
+    if remaining == 0:
+        device_services.record_event(
+            connector.pk,
+            "",
+            PAIR_FAILED,
+            f"user {username} slowed down after {failures.count} wrong pairing guesses "
+            f"within {failures.seconds} s",
+            ip,
+        )
+    raise WrongPairingCode()
+
+
+def _count_wrong_guess(registration: Registration, username: str, now, ip) -> None:
+    Registration.objects.filter(pk=registration.pk).update(failed_attempts=F("failed_attempts") + 1)
+    registration.refresh_from_db(fields=["failed_attempts"])
+    device_services.record_event(
+        registration.connector_id,
+        registration.vendor_device_id,
+        PAIR_FAILED,
+        f"user {username}: wrong PIN or serial digits for registration {registration.rid} "
+        f"({registration.failed_attempts} of {settings.PAIRING_MAX_ATTEMPTS})",
+        ip,
+    )
+    locked = Registration.objects.filter(
+        pk=registration.pk,
+        status=Registration.PENDING_USER_CONFIRMATION,
+        failed_attempts__gte=settings.PAIRING_MAX_ATTEMPTS,
+    ).update(status=Registration.EXPIRED, locked_at=now)
+    if locked:
+        device_services.record_event(
+            registration.connector_id,
+            registration.vendor_device_id,
+            PAIR_FAILED,
+            f"registration {registration.rid} locked after {settings.PAIRING_MAX_ATTEMPTS} "
+            "wrong guesses; the device must start again",
+            ip,
+        )
+
+
+def clean_device_name(raw) -> str:
+    name = " ".join((raw if isinstance(raw, str) else "").split())
+    if not name:
+        raise InvalidPairingInput("Give the device a name.")
+    if len(name) > 100:
+        raise InvalidPairingInput("A device name is at most 100 characters.")
+    return name
+
+
+def confirm_pairing(user, rid: str, name, ip) -> Registration:
+    """The user claims the request `find_pairing` found for them (seed 000 step 14)."""
+    name = clean_device_name(name)
+    registration = Registration.objects.filter(rid=rid).first()
+    if registration is None:
+        raise PairingUnavailable()
+    now = timezone.now()
+    _expire_if_due(registration, now)
+    completion_deadline = max(
+        registration.expires_at,
+        now + timedelta(seconds=settings.REGISTRATION_COMPLETION_SECONDS),
+    )
+    with transaction.atomic():
+        claimed = Registration.objects.filter(
+            pk=registration.pk,
+            status=Registration.PENDING_USER_CONFIRMATION,
+            expires_at__gt=now,
+            locked_at__isnull=True,
+        ).update(
+            status=Registration.PENDING_DEVICE_COMPLETION,
+            user=user,
+            device_name=name,
+            confirmed_at=now,
+            expires_at=completion_deadline,
+        )
+        if not claimed:
+            registration.refresh_from_db()
+            raise pairing_refusal(registration, now) or PairingUnavailable()
+        device_services.record_event(
+            registration.connector_id,
+            registration.vendor_device_id,
+            PAIR,
+            f"registration {registration.rid} confirmed by user {user.get_username()} "
+            f"as {name!r}; waiting for the device to complete",
+            ip,
+        )
+    registration.refresh_from_db()
+    return registration
+
+
+# --- expiry ----------------------------------------------------------------------------
+
+
+def expire_stale_registrations(batch_size: int | None = None) -> int:
+    """Mark pending registrations past their deadline EXPIRED, in batches.
+
+    Rows are claimed under `FOR UPDATE SKIP LOCKED` (PostgreSQL) and the update
+    re-checks the status, so two workers never expire one request twice.
+    """
+    batch_size = batch_size or settings.EXPIRY_BATCH_SIZE
+    total = 0
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(
+                Registration.objects.select_for_update(skip_locked=True)
+                .filter(status__in=Registration.PENDING, expires_at__lte=now)
+                .order_by("expires_at")
+                .values_list("pk", "connector_id", "vendor_device_id", "rid")[:batch_size]
+            )
+            if not rows:
+                return total
+            claimed = Registration.objects.filter(
+                pk__in=[row[0] for row in rows], status__in=Registration.PENDING
+            ).update(status=Registration.EXPIRED)
+            device_services.Event.objects.bulk_create(
+                device_services.Event(
+                    connector_id=connector_id,
+                    identity=identity,
+                    kind=device_services.Event.EXPIRE,
+                    reason=f"registration {rid} expired before it was completed",
+                )
+                for _, connector_id, identity, rid in rows
+            )
+        total += claimed
+        if len(rows) < batch_size:
+            return total
+
+
+# --- secure messages -------------------------------------------------------------------
+
+
+def authenticate_secure_device(authorization, certificate, ip) -> Device:
+    """The device behind `bearer <accessToken>`, presented with its own certificate.
+
+    The token alone is not enough, nor the certificate alone.
+    """
+    certificate = _require_certificate(certificate)
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
+    ratelimit.peek("secure-authfail", str(ip), failures)
+    scheme, _, token = (authorization if isinstance(authorization, str) else "").partition(" ")
+    token = token.strip()
+    secure = (
+        SecureDevice.objects.select_related("device__connector")
+        .filter(token_hash=sha256_hex(token), device__status=Device.PROVISIONED)
+        .first()
+        if scheme.lower() == "bearer" and token
+        else None
+    )
+    if secure is None:
+        ratelimit.hit("secure-authfail", str(ip), failures)
+        raise InvalidToken()
+    device = secure.device
+    if not hmac.compare_digest(
+        secure.certificate_fingerprint, certificate_fingerprint(certificate)
+    ):
+        device_services.record_event(
+            device.connector_id,
+            device.identity,
+            device_services.Event.AUTH_FAILED,
+            "access token presented with another certificate than the device's",
+            ip,
+        )
+        ratelimit.hit("secure-authfail", str(ip), failures)
+        raise CertificateMismatch("the client certificate is not this device's")
+    _require_trust(device.connector, certificate, device.identity, ip)
+    return device
+
+
+def open_device_channel(authorization, sdid, certificate, ip) -> Device:
+    """A device registering its WebSocket session (seed 000's "register" frame)."""
+    device = authenticate_secure_device(authorization, certificate, ip)
+    if sdid is not None and sdid != device.secure.did:
+        raise WrongDevice()
+    device_services.record_event(
+        device.connector_id, device.identity, REGISTER, "device channel opened over WebSocket", ip
+    )
+    return device
+
+
+def _window_end(rate: ratelimit.Rate, now: float) -> int:
+    return (int(now // rate.seconds) + 1) * rate.seconds
+
+
+def _spend_message_quota(device: Device) -> Quota:
+    minute = ratelimit.Rate.parse(settings.RATE_LIMIT_MESSAGES)
+    day = ratelimit.Rate.parse(settings.RATE_LIMIT_MESSAGES_DAILY)
+    now = timezone.now().timestamp()
+    resets = (_window_end(minute, now), _window_end(day, now))
+    limits = (minute.count, day.count)
+    key = str(device.pk)
+    try:
+        # Look before counting, so a refused message spends neither allowance.
+        ratelimit.peek("msg-minute", key, minute)
+        ratelimit.peek("msg-day", key, day)
+        remaining = (
+            ratelimit.hit("msg-minute", key, minute),
+            ratelimit.hit("msg-day", key, day),
+        )
+    except RateLimited as exc:
+        raise MessagesRateLimited(exc.retry_after, Quota(limits, (0, 0), resets)) from exc
+    return Quota(limits, remaining, resets)
+
+
+def post_message(device: Device, sdid, data, channel: str, ip) -> tuple[Message, Quota]:
+    """Store one message from an authenticated secure device (REST or WebSocket)."""
+    did = device.secure.did
+    if sdid is not None and sdid != did:
+        device_services.record_event(
+            device.connector_id,
+            device.identity,
+            device_services.Event.AUTH_FAILED,
+            f"message for another device ({str(sdid)[:40]!r}) refused",
+            ip,
+        )
+        raise WrongDevice()
+    if data is None:
+        raise InvalidRequest('"data" is required')
+    encoded = json.dumps(data, separators=(",", ":"))
+    if len(encoded.encode()) > settings.DEVICE_MAX_BODY_BYTES:
+        raise InvalidRequest(f'"data" is larger than {settings.DEVICE_MAX_BODY_BYTES} bytes')
+    quota = _spend_message_quota(device)
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(device=device, data=data, channel=channel, source_ip=ip)
+        device_services.record_event(
+            device.connector_id,
+            device.identity,
+            MESSAGE,
+            f"message {message.mid} via {channel}: {encoded[:300]}",
+            ip,
+        )
+        if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() >= 30:
+            Device.objects.filter(pk=device.pk).update(last_seen_at=now, last_ip=ip)
+    return message, quota
+
+
+# --- a user's own devices -----------------------------------------------------------------
+
+
+def owned_devices(user):
+    return (
+        Device.objects.filter(owner=user)
+        .select_related("connector", "secure")
+        .order_by("name", "identity")
+    )
+
+
+def messages_for_owner(device: Device):
+    """The device's messages since it became its current owner's."""
+    messages = Message.objects.filter(device=device).order_by("-id")
+    secure = getattr(device, "secure", None)
+    if secure is not None:
+        messages = messages.filter(created_at__gte=secure.registered_at)
+    return messages
+
+
+def rename_device(user, device: Device, name, ip) -> Device:
+    if device.owner_id != user.pk:
+        raise InvalidRequest("not your device")
+    name = clean_device_name(name)
+    Device.objects.filter(pk=device.pk, owner=user).update(name=name)
+    device_services.record_event(
+        device.connector_id,
+        device.identity,
+        RENAME,
+        f"renamed to {name!r} by its owner {user.get_username()}",
+        ip,
+    )
+    device.name = name
+    return device
+
+
+def release_device(user, device: Device, ip) -> None:
+    """The owner gives the device up: its token stops working and it may be paired again."""
+    if device.owner_id != user.pk:
+        raise InvalidRequest("not your device")
+    with transaction.atomic():
+        SecureDevice.objects.filter(device=device).update(token_hash=None)
+        Device.objects.filter(pk=device.pk).update(owner=None, name="")
+        device_services.record_event(
+            device.connector_id,
+            device.identity,
+            RELEASE,
+            f"released by its owner {user.get_username()}",
+            ip,
+        )
+        device_services.reset_device(
+            device, actor=f"released by its owner {user.get_username()}", ip=ip
+        )
+        transaction.on_commit(lambda: disconnect_device(device.pk))
+
+
+def device_group(device_pk: int) -> str:
+    """The channel-layer group a device's open WebSockets listen on."""
+    return f"secure-device-{device_pk}"
+
+
+def disconnect_device(device_pk: int) -> None:
+    """Close the device's open WebSockets, in whichever ASGI process they are."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(device_group(device_pk), {"type": "device.released"})

@@ -1,0 +1,150 @@
+"""Portal pages for users: pair a device by PIN, and "My devices" (§3.3, §5).
+
+Views parse input, call one service and render; a device that is not the
+signed-in user's own is a 404.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from devices.models import Device
+from portal.net import client_ip
+from registrations import services
+from registrations.forms import DeviceNameForm, PairingForm
+from registrations.models import Registration
+
+# Where the registration a user matched by PIN waits for their confirmation.
+SESSION_KEY = "pairing_rid"
+OWNER_MESSAGES = 50
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pair(request):
+    form = PairingForm(request.POST or None, initial={"device_type": request.GET.get("type")})
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            registration = services.find_pairing(
+                request.user,
+                data["device_type"],
+                data["pin"],
+                data["serial_suffix"],
+                client_ip(request),
+            )
+        except services.RateLimited as exc:
+            form.add_error(
+                None,
+                "Too many wrong guesses. For your safety pairing is paused; try again in "
+                f"{_minutes(exc.retry_after)}.",
+            )
+            status = 429
+        except services.RegistrationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            request.session[SESSION_KEY] = registration.rid
+            return redirect("registrations:pair-confirm")
+    has_waiting = form.fields["device_type"].queryset.exists()
+    return render(
+        request,
+        "registrations/pair.html",
+        {"form": form, "has_waiting": has_waiting},
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pair_confirm(request):
+    rid = request.session.get(SESSION_KEY)
+    registration = (
+        Registration.objects.select_related("connector").filter(rid=rid).first() if rid else None
+    )
+    if registration is None:
+        messages.warning(request, "Type the PIN and serial digits first.")
+        return redirect("registrations:pair")
+    refusal = services.pairing_refusal(registration)
+    if refusal is not None:
+        request.session.pop(SESSION_KEY, None)
+        messages.error(request, refusal.message)
+        return redirect("registrations:pair")
+    form = DeviceNameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.confirm_pairing(
+                request.user, registration.rid, form.cleaned_data["name"], client_ip(request)
+            )
+        except services.RegistrationError as exc:
+            request.session.pop(SESSION_KEY, None)
+            messages.error(request, exc.message)
+            return redirect("registrations:pair")
+        request.session.pop(SESSION_KEY, None)
+        messages.success(
+            request,
+            f"Paired. {form.cleaned_data['name']} appears under your devices as soon as the "
+            "device finishes its registration.",
+        )
+        return redirect("registrations:my-devices")
+    return render(
+        request,
+        "registrations/pair_confirm.html",
+        {"form": form, "registration": registration, "connector": registration.connector},
+    )
+
+
+@login_required
+def my_devices(request):
+    devices = list(services.owned_devices(request.user))
+    for device in devices:
+        device.latest_message = services.messages_for_owner(device).first()
+    waiting = Registration.objects.filter(
+        user=request.user, status=Registration.PENDING_DEVICE_COMPLETION
+    ).select_related("connector")
+    return render(
+        request, "registrations/my_devices.html", {"devices": devices, "waiting": waiting}
+    )
+
+
+def _own_device(request, device_id) -> Device:
+    return get_object_or_404(
+        Device.objects.select_related("connector", "secure"), pk=device_id, owner=request.user
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def my_device(request, device_id):
+    device = _own_device(request, device_id)
+    form = DeviceNameForm(request.POST or None, initial={"name": device.name})
+    if request.method == "POST" and form.is_valid():
+        services.rename_device(request.user, device, form.cleaned_data["name"], client_ip(request))
+        messages.success(request, f"Renamed to {device.name}.")
+        return redirect("registrations:my-device", device_id=device.pk)
+    return render(
+        request,
+        "registrations/my_device.html",
+        {
+            "device": device,
+            "form": form,
+            "device_messages": list(services.messages_for_owner(device)[:OWNER_MESSAGES]),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release(request, device_id):
+    device = _own_device(request, device_id)
+    if request.method == "POST":
+        services.release_device(request.user, device, client_ip(request))
+        messages.success(request, f"{device.name or device.identity} is no longer yours.")
+        return redirect("registrations:my-devices")
+    return render(request, "registrations/release.html", {"device": device})
