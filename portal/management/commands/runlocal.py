@@ -1,0 +1,184 @@
+"""Run a whole Gatehouse on one machine until Ctrl-C: web server, Celery worker, Celery beat.
+
+`make run` migrates, collects static files and creates the first administrator,
+then calls this. Each child runs in its own session so that Ctrl-C reaches only
+this command, which then stops the children in order and waits for them.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_GRACE_SECONDS = 15
+
+
+@dataclass
+class Child:
+    """One long-running process of the local deployment and its output prefix."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes")
+        parser.add_argument("--threads", type=int, default=8, help="threads per web process")
+        parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes")
+
+    def children(self, options) -> list[Child]:
+        python = sys.executable
+        children = [
+            Child(
+                "web",
+                [
+                    python, "-m", "gunicorn", "portal.wsgi:application",
+                    "--bind", f"{options['host']}:{options['port']}",
+                    "--worker-class", "gthread",
+                    "--workers", str(options["web_workers"]),
+                    "--threads", str(options["threads"]),
+                    "--graceful-timeout", "10",
+                    "--access-logfile", "-",
+                    "--no-control-socket",
+                ],
+            ),
+            Child(
+                "worker",
+                [
+                    python, "-m", "celery", "-A", "portal", "worker",
+                    "--loglevel", "INFO",
+                    "--concurrency", str(options["worker_concurrency"]),
+                ],
+            ),
+            # Exactly one scheduler per deployment, however many workers there are.
+            Child("beat", [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO"]),
+        ]  # fmt: skip
+        # The HTTPS front end (client certificates, second port) joins here as one more Child.
+        return children
+
+    def handle(self, *args, **options):
+        self.output_lock = threading.Lock()
+        children = self.children(options)
+        stop = threading.Event()
+        interrupts = []
+
+        def on_signal(signum, frame):
+            interrupts.append(signum)
+            if len(interrupts) > 1:
+                self.say("run", "second interrupt: killing everything now")
+                self.kill_all(children, signal.SIGKILL)
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+        failed = None
+        try:
+            for child in children:
+                self.start(child)
+            if self.wait_for_port(options["host"], options["port"], children, stop):
+                self.banner(options["port"])
+            while not stop.wait(0.5):
+                failed = next((c for c in children if c.process.poll() is not None), None)
+                if failed:
+                    break
+        finally:
+            self.stop_all(children)
+        if failed:
+            raise CommandError(
+                f"{failed.name} exited with status {failed.process.returncode}; stopped the others"
+            )
+
+    def start(self, child: Child) -> None:
+        child.process = subprocess.Popen(
+            child.argv,
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        threading.Thread(target=self.relay, args=(child,), daemon=True).start()
+
+    def relay(self, child: Child) -> None:
+        for line in child.process.stdout:
+            self.say(child.name, line.rstrip("\n"))
+
+    def say(self, name: str, line: str) -> None:
+        with self.output_lock:
+            self.stdout.write(f"{name:>6} | {line}")
+
+    def wait_for_port(self, host, port, children, stop, timeout=30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stop.is_set():
+            if any(c.process.poll() is not None for c in children):
+                return False
+            try:
+                with socket.create_connection((host, port), timeout=1):
+                    return True
+            except OSError:
+                stop.wait(0.2)
+        return False
+
+    def banner(self, port: int) -> None:
+        base = f"http://localhost:{port}"
+        lines = [
+            "",
+            "Gatehouse is running.",
+            f"  Portal:          {base}/",
+            f"  Admin console:   {base}/admin/   (user admin; the password was printed on "
+            "first run, reset it with: python manage.py changepassword admin)",
+            f"  Management API:  {base}/api/v1/   (docs at {base}/api/docs/)",
+            f"  Device API:      http://<connector-id>.{settings.DEVICE_DOMAIN}:{port}/"
+            f"   or {base}/c/<connector-id>/",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        with self.output_lock:
+            for line in lines:
+                self.stdout.write(line)
+
+    def stop_all(self, children: list[Child]) -> None:
+        running = [c for c in children if c.process and c.process.poll() is None]
+        if not running:
+            return
+        self.say("run", "stopping " + ", ".join(c.name for c in running))
+        # The leaders stop their own workers gracefully (gunicorn, Celery warm shutdown).
+        self.kill_all(running, signal.SIGTERM, group=False)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("run", f"{child.name} did not stop in time; killing it")
+                self.kill_all([child], signal.SIGKILL)
+                child.process.wait()
+        self.say("run", "stopped")
+
+    def kill_all(self, children: list[Child], signum: int, group: bool = True) -> None:
+        for child in children:
+            if child.process is None or child.process.poll() is not None:
+                continue
+            try:
+                if group:
+                    os.killpg(child.process.pid, signum)
+                else:
+                    child.process.send_signal(signum)
+            except ProcessLookupError:
+                pass
