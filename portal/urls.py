@@ -8,6 +8,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("c/<str:connector_id>/", include(("devices.device_urls", "device"), namespace="c")),
     path("timestamp", device_views.timestamp),
+    path("api/v1/", include("connectors.api.urls")),
+    path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

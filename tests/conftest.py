@@ -4,7 +4,9 @@ import itertools
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from connectors.models import Connector, Resource
 from devices import services
 
@@ -94,23 +96,26 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def bearer_client(user) -> APIClient:
+    """A management API client speaking JSON with a fresh API token of `user`."""
+    _, token = ApiToken.issue(user, "tests")
+    client = APIClient()
+    client.default_format = "json"
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api_client(owner):
+    """The management API as the connector owner."""
+    return bearer_client(owner)
+
+
+@pytest.fixture
+def other_client(other_user):
+    """The management API as a user who owns and manages nothing here."""
+    return bearer_client(other_user)
+
+
 # Real TLS through nginx (tests/tls.py): nginx_proxy yields its https URL and CA file.
 from tests.tls import nginx_proxy, nginx_server  # noqa: E402, F401
-
-
-def pytest_collection_modifyitems(config, items):
-    """Skip tests marked for a service this run was not given (markers in pyproject)."""
-    from django.conf import settings
-
-    engine = settings.DATABASES["default"]["ENGINE"]
-    missing = {
-        "postgres": None if "postgresql" in engine else "needs DATABASE_URL=postgres://…",
-        "redis": None if settings.REDIS_URL else "needs REDIS_URL=redis://…",
-        "worker": "tasks run eagerly (CELERY_TASK_ALWAYS_EAGER)"
-        if settings.CELERY_TASK_ALWAYS_EAGER
-        else None,
-    }
-    for item in items:
-        for marker, reason in missing.items():
-            if reason and item.get_closest_marker(marker):
-                item.add_marker(pytest.mark.skip(reason=reason))

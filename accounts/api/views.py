@@ -1,0 +1,34 @@
+"""The caller's own management API tokens."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from accounts.api.serializers import ApiTokenSerializer, IssuedApiTokenSerializer
+from accounts.models import ApiToken
+from connectors.api.pagination import IdCursorPagination
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """List, issue and delete the caller's API tokens; other users' tokens are 404."""
+
+    serializer_class = ApiTokenSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return ApiToken.objects.filter(user=self.request.user)
+
+    @extend_schema(responses={201: IssuedApiTokenSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row, token = ApiToken.issue(request.user, serializer.validated_data.get("name", ""))
+        row.token = token
+        return Response(IssuedApiTokenSerializer(row).data, status=status.HTTP_201_CREATED)

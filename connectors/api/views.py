@@ -1,0 +1,124 @@
+"""Management API for connectors and their resources (§4)."""
+
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+
+from connectors.api.pagination import AliasPagination, NamePagination
+from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
+from connectors.models import Connector, Resource
+from connectors.permissions import connectors_for
+
+# Changes are PATCH only: a PUT would have to restate every field.
+METHODS = ["get", "post", "patch", "delete", "head", "options"]
+CONNECTOR_ID = OpenApiParameter(
+    "connector_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Connector id (dt…)."
+)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class ConnectorScopedMixin:
+    """For views under /connectors/<connector_id>/: the connector, or 404 if not visible."""
+
+    def get_connector(self) -> Connector:
+        if not hasattr(self, "_connector"):
+            # Someone else's connector is indistinguishable from a missing one.
+            self._connector = get_object_or_404(
+                connectors_for(self.request.user), pk=self.kwargs["connector_id"]
+            )
+        return self._connector
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["connector"] = self.get_connector()
+        return context
+
+    def actor(self) -> str:
+        """How events name an admin's API action."""
+        return f"{self.request.user.get_username()} via API"
+
+
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[CONNECTOR_ID]),
+    partial_update=extend_schema(parameters=[CONNECTOR_ID]),
+    destroy=extend_schema(parameters=[CONNECTOR_ID]),
+)
+class ConnectorViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Connectors the caller owns or manages; others' are 404."""
+
+    serializer_class = ConnectorSerializer
+    http_method_names = METHODS
+    pagination_class = NamePagination
+    lookup_url_kwarg = "connector_id"
+
+    def get_queryset(self):
+        return connectors_for(self.request.user).select_related("owner")
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_destroy(self, instance):
+        try:
+            instance.delete()
+        except ProtectedError as exc:
+            raise Conflict("Other records still depend on this connector.") from exc
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[CONNECTOR_ID]),
+    create=extend_schema(parameters=[CONNECTOR_ID]),
+    retrieve=extend_schema(parameters=[CONNECTOR_ID]),
+    partial_update=extend_schema(parameters=[CONNECTOR_ID]),
+    destroy=extend_schema(parameters=[CONNECTOR_ID]),
+)
+class ResourceViewSet(
+    ConnectorScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Aliases devices write to; writes to defined aliases are stored as data points."""
+
+    serializer_class = ResourceSerializer
+    http_method_names = METHODS
+    pagination_class = AliasPagination
+    lookup_field = "alias"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Resource.objects.none()
+        return Resource.objects.filter(connector=self.get_connector())
+
+    def perform_create(self, serializer):
+        self._save(serializer, connector=self.get_connector())
+
+    def perform_update(self, serializer):
+        self._save(serializer)
+
+    @staticmethod
+    def _save(serializer, **fields):
+        try:
+            with transaction.atomic():
+                serializer.save(**fields)
+        except IntegrityError as exc:
+            # Two requests defined the same alias at once; the constraint kept one.
+            raise Conflict("This connector already defines that alias.") from exc

@@ -1,0 +1,161 @@
+from datetime import UTC, datetime
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from connectors.api.serializers import MAX_WINDOW_SECONDS
+from devices import services
+from devices.models import DataPoint, Device, Event
+
+
+class TagSerializer(serializers.Serializer):
+    """One `{"name", "value"}` tag, as in the CSV Tags column."""
+
+    name = serializers.CharField(max_length=64)
+    value = serializers.CharField(max_length=256, allow_blank=True)
+
+
+def _tags_or_error(tags):
+    try:
+        return services.validate_tags(tags)
+    except services.InvalidData as exc:
+        raise serializers.ValidationError(exc.message) from exc
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    tags = TagSerializer(many=True, read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Device
+        fields = [
+            "identity",
+            "status",
+            "tags",
+            "name",
+            "owner",
+            "activation_expires_at",
+            "provisioned_at",
+            "last_seen_at",
+            "auth_mode",
+        ]
+        read_only_fields = fields
+
+
+class WhitelistSerializer(serializers.Serializer):
+    """Input of "whitelist one device"; the service normalises and checks the identity."""
+
+    identity = serializers.CharField(max_length=200, trim_whitespace=False)
+    tags = TagSerializer(many=True, required=False)
+    name = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    activation_window_seconds = serializers.IntegerField(
+        min_value=60, max_value=MAX_WINDOW_SECONDS, required=False
+    )
+
+    def validate_identity(self, value):
+        try:
+            return services.validate_identity(self.context["connector"], value)
+        except services.IdentityRejected as exc:
+            raise serializers.ValidationError(exc.message) from exc
+
+    def validate_tags(self, value):
+        return _tags_or_error(value)
+
+
+class DeviceUpdateSerializer(serializers.ModelSerializer):
+    """What an admin may change on a device directly; status changes go through actions."""
+
+    tags = TagSerializer(many=True, required=False)
+
+    class Meta:
+        model = Device
+        fields = ["name", "tags"]
+
+    def validate_tags(self, value):
+        return _tags_or_error(value)
+
+    def to_representation(self, instance):
+        return DeviceSerializer(instance, context=self.context).data
+
+
+class ResetSerializer(serializers.Serializer):
+    activation_window_seconds = serializers.IntegerField(
+        min_value=60,
+        max_value=MAX_WINDOW_SECONDS,
+        required=False,
+        help_text="Length of the fresh activation window; the connector's default if absent.",
+    )
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SinceField(serializers.Field):
+    """A point in time given as ISO 8601 or as unix seconds; naive times are UTC."""
+
+    default_error_messages = {
+        "invalid": "Give an ISO 8601 date-time or unix seconds.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.strip():
+            self.fail("invalid")
+        text = data.strip()
+        try:
+            if text.replace(".", "", 1).isdigit():
+                return datetime.fromtimestamp(float(text), tz=UTC)
+            moment = datetime.fromisoformat(text)
+        except (ValueError, OverflowError, OSError):
+            self.fail("invalid")
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class DeviceFilterSerializer(serializers.Serializer):
+    """Query parameters of the device list."""
+
+    status = serializers.ChoiceField(choices=Device.STATUSES, required=False)
+    tag = serializers.CharField(
+        max_length=330,
+        required=False,
+        help_text='A tag "name:value", or "name" for any value.',
+    )
+    search = serializers.CharField(
+        max_length=200, required=False, help_text="Part of the identity."
+    )
+
+    def validate_tag(self, value):
+        name, _, tag_value = value.partition(":")
+        if not name:
+            raise serializers.ValidationError('Give a tag as "name:value" or "name".')
+        return (name, tag_value if ":" in value else None)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["id", "identity", "kind", "reason", "source_ip", "created_at"]
+        read_only_fields = fields
+
+
+class EventFilterSerializer(serializers.Serializer):
+    """Query parameters of the event log."""
+
+    kind = serializers.ChoiceField(choices=Event.KINDS, required=False)
+    identity = serializers.CharField(max_length=200, required=False, trim_whitespace=False)
+    since = SinceField(required=False, help_text="ISO 8601 date-time or unix seconds.")
+
+
+class DataPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DataPoint
+        fields = ["id", "alias", "value", "created_at"]
+        read_only_fields = fields
+
+
+class DataFilterSerializer(serializers.Serializer):
+    """Query parameters of a device's data points."""
+
+    alias = serializers.CharField(max_length=64, required=False)
+    since = SinceField(required=False, help_text="ISO 8601 date-time or unix seconds.")

@@ -1,0 +1,259 @@
+"""Management API for a connector's devices, its event log and device data (§4).
+
+Views parse input, call one service and let `STATUS_BY_ERROR` turn the
+service's refusal into a status code.
+"""
+
+from django.db import connections
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, generics, mixins, status, viewsets
+from rest_framework.response import Response
+
+from connectors.api.pagination import IdCursorPagination
+from connectors.api.views import CONNECTOR_ID, METHODS, ConnectorScopedMixin
+from connectors.identity import InvalidIdentity, normalize_identity
+from devices import services
+from devices.api.serializers import (
+    DataFilterSerializer,
+    DataPointSerializer,
+    DeviceFilterSerializer,
+    DeviceSerializer,
+    DeviceUpdateSerializer,
+    EventFilterSerializer,
+    EventSerializer,
+    ResetSerializer,
+    WhitelistSerializer,
+)
+from devices.models import DataPoint, Device, Event
+from portal.net import client_ip
+
+STATUS_BY_ERROR = {
+    services.IdentityRejected: status.HTTP_400_BAD_REQUEST,
+    services.InvalidData: status.HTTP_400_BAD_REQUEST,
+    services.AlreadyWhitelisted: status.HTTP_409_CONFLICT,
+    services.AlreadyProvisioned: status.HTTP_409_CONFLICT,
+    services.InvalidTransition: status.HTTP_409_CONFLICT,
+    services.DeviceError: status.HTTP_400_BAD_REQUEST,
+}
+IDENTITY = OpenApiParameter(
+    "identity",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="Device identity in any form the identity format accepts (MAC digits in any case).",
+)
+
+
+class Refused(exceptions.APIException):
+    """A domain refusal from `devices.services`, with the status from STATUS_BY_ERROR."""
+
+    def __init__(self, error: services.DeviceError):
+        status_code = next(
+            STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in STATUS_BY_ERROR
+        )
+        self.status_code = status_code
+        super().__init__(error.message)
+
+
+class DeviceScopedMixin(ConnectorScopedMixin):
+    """Finds the device named in the URL, after normalising its identity."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, services.DeviceError):
+            exc = Refused(exc)
+        return super().handle_exception(exc)
+
+    def get_device(self) -> Device:
+        connector = self.get_connector()
+        try:
+            identity = normalize_identity(self.kwargs["identity"], connector.identity_format)
+        except InvalidIdentity as exc:
+            raise exceptions.NotFound("No device with that identity.") from exc
+        device = (
+            Device.objects.select_related("owner", "connector")
+            .filter(connector=connector, identity=identity)
+            .first()
+        )
+        if device is None:
+            raise exceptions.NotFound("No device with that identity.")
+        return device
+
+
+def _query(serializer_class, request) -> dict:
+    """Validated query parameters; unknown values are a 400 naming the parameter."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def filter_by_tag(queryset, name: str, value: str | None):
+    """Devices carrying tag `name` (with `value`, unless None)."""
+    if connections[queryset.db].vendor != "sqlite":
+        wanted = {"name": name} if value is None else {"name": name, "value": value}
+        return queryset.filter(tags__contains=[wanted])
+    # SQLite has no JSON containment; look through the list with json_each. Only
+    # the model's own table name is spliced in; the tag travels as a parameter.
+    table = queryset.model._meta.db_table
+    sql = (
+        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") AS tag '  # noqa: S608
+        "WHERE json_extract(tag.value, '$.name') = %s"
+    )
+    params = [name]
+    if value is not None:
+        sql += " AND json_extract(tag.value, '$.value') = %s"
+        params.append(value)
+    tagged = RawSQL(sql + ")", params, output_field=BooleanField())  # noqa: S611
+    return queryset.alias(tagged=tagged).filter(tagged=True)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List devices",
+        parameters=[CONNECTOR_ID, DeviceFilterSerializer],
+    ),
+    create=extend_schema(
+        summary="Whitelist one device",
+        parameters=[CONNECTOR_ID],
+        request=WhitelistSerializer,
+        responses={201: DeviceSerializer},
+    ),
+    retrieve=extend_schema(parameters=[CONNECTOR_ID, IDENTITY]),
+    partial_update=extend_schema(
+        parameters=[CONNECTOR_ID, IDENTITY],
+        request=DeviceUpdateSerializer,
+        responses=DeviceSerializer,
+    ),
+    destroy=extend_schema(parameters=[CONNECTOR_ID, IDENTITY]),
+)
+class DeviceViewSet(
+    DeviceScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A connector's whitelist and devices."""
+
+    serializer_class = DeviceSerializer
+    pagination_class = IdCursorPagination
+    http_method_names = METHODS
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Device.objects.none()
+        devices = Device.objects.filter(connector=self.get_connector()).select_related("owner")
+        if self.action != "list":
+            return devices
+        filters = _query(DeviceFilterSerializer, self.request)
+        if "status" in filters:
+            devices = devices.filter(status=filters["status"])
+        if "tag" in filters:
+            devices = filter_by_tag(devices, *filters["tag"])
+        if "search" in filters:
+            devices = devices.filter(identity__icontains=filters["search"])
+        return devices
+
+    def get_serializer_class(self):
+        if self.action == "partial_update":
+            return DeviceUpdateSerializer
+        return DeviceSerializer
+
+    def get_object(self):
+        return self.get_device()
+
+    def create(self, request, *args, **kwargs):
+        serializer = WhitelistSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        device = services.whitelist_device(
+            self.get_connector(),
+            fields["identity"],
+            tags=fields.get("tags"),
+            name=fields.get("name", ""),
+            window_seconds=fields.get("activation_window_seconds"),
+            actor=self.actor(),
+            ip=client_ip(request),
+        )
+        return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        services.delete_device(self.get_device(), actor=self.actor(), ip=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Back to whitelisted with a fresh window and no credentials",
+        parameters=[CONNECTOR_ID, IDENTITY],
+        request=ResetSerializer,
+        responses=DeviceSerializer,
+    )
+    def reset(self, request, *args, **kwargs):
+        serializer = ResetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = services.reset_device(
+            self.get_device(),
+            window_seconds=serializer.validated_data.get("activation_window_seconds"),
+            actor=self.actor(),
+            ip=client_ip(request),
+        )
+        return Response(DeviceSerializer(device).data)
+
+    @extend_schema(
+        summary="Revoke every credential of the device",
+        parameters=[CONNECTOR_ID, IDENTITY],
+        request=None,
+        responses=DeviceSerializer,
+    )
+    def revoke(self, request, *args, **kwargs):
+        device = services.revoke_device(
+            self.get_device(), actor=self.actor(), ip=client_ip(request)
+        )
+        return Response(DeviceSerializer(device).data)
+
+
+@extend_schema_view(get=extend_schema(parameters=[CONNECTOR_ID, EventFilterSerializer]))
+class EventListView(ConnectorScopedMixin, generics.ListAPIView):
+    """The connector's log, newest first."""
+
+    serializer_class = EventSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Event.objects.none()
+        connector = self.get_connector()
+        filters = _query(EventFilterSerializer, self.request)
+        events = Event.objects.filter(connector=connector)
+        if "kind" in filters:
+            events = events.filter(kind=filters["kind"])
+        if "identity" in filters:
+            raw = filters["identity"]
+            # Refusals are logged with the identity as presented, successes normalised.
+            try:
+                names = {raw, normalize_identity(raw, connector.identity_format)}
+            except InvalidIdentity:
+                names = {raw}
+            events = events.filter(identity__in=names)
+        if "since" in filters:
+            events = events.filter(created_at__gte=filters["since"])
+        return events
+
+
+@extend_schema_view(get=extend_schema(parameters=[CONNECTOR_ID, IDENTITY, DataFilterSerializer]))
+class DeviceDataView(DeviceScopedMixin, generics.ListAPIView):
+    """Values the device wrote to defined aliases, newest first."""
+
+    serializer_class = DataPointSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return DataPoint.objects.none()
+        filters = _query(DataFilterSerializer, self.request)
+        points = DataPoint.objects.filter(device=self.get_device())
+        if "alias" in filters:
+            points = points.filter(alias=filters["alias"])
+        if "since" in filters:
+            points = points.filter(created_at__gte=filters["since"])
+        return points
