@@ -117,5 +117,23 @@ def other_client(other_user):
     return bearer_client(other_user)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked for a service this run was not given (markers in pyproject)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    missing = {
+        "postgres": None if "postgresql" in engine else "needs DATABASE_URL=postgres://…",
+        "redis": None if settings.REDIS_URL else "needs REDIS_URL=redis://…",
+        "worker": "tasks run eagerly (CELERY_TASK_ALWAYS_EAGER)"
+        if settings.CELERY_TASK_ALWAYS_EAGER
+        else None,
+    }
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 # Real TLS through nginx (tests/tls.py): nginx_proxy yields its https URL and CA file.
 from tests.tls import nginx_proxy, nginx_server  # noqa: E402, F401
