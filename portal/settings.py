@@ -185,7 +185,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    # Newest first by primary key, with forged cursors refused (DRF's default orders by a
+    # "created" column no model here has).
+    "DEFAULT_PAGINATION_CLASS": "connectors.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
