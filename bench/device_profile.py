@@ -1,0 +1,184 @@
+"""Where a device request's time goes: SQL, cache commands and Python profile.
+
+    .venv/bin/python bench/device_profile.py [--requests 300] [--top 25]
+
+Same database and Redis db as bench/device_api.py (recreated), same settings,
+a handful of devices. For each scenario it sends one request through Django's
+test client (the full middleware stack, no HTTP server) and lists every SQL
+statement and every Redis command it caused, then times --requests more
+in-process under cProfile and prints the functions that cost the most.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench import device_api  # noqa: E402  (needs BASE_DIR on the path)
+
+
+class RedisCommands:
+    """The commands Redis saw on the bench's db while the block ran (MONITOR)."""
+
+    def __init__(self, redis_url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        self.commands: list[str] = []
+
+    def __enter__(self):
+        self.monitor = self.client.monitor().__enter__()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+        return self
+
+    def _listen(self):
+        for entry in self.monitor.listen():
+            if entry["command"] == "ECHO bench-end":
+                self.done.set()
+                return
+            if entry.get("db") == self.db:
+                self.commands.append(entry["command"][:120])
+
+    def __exit__(self, *exc):
+        # MONITOR delivers asynchronously: a marker tells the listener it has seen everything.
+        deadline = time.monotonic() + 5
+        while not self.done.is_set() and time.monotonic() < deadline:
+            self.client.echo("bench-end")
+            self.done.wait(0.2)
+        self.monitor.__exit__(*exc)
+        self.client.close()
+
+
+def backend_pid(connection) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (PostgreSQL runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="profiled requests per scenario")
+    parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    args = parser.parse_args()
+    setup_args = SimpleNamespace(
+        token_devices=4, password_devices=2, postgres=args.postgres, redis=args.redis
+    )
+    env = device_api.bench_environment(setup_args)
+    os.environ.update(env)
+    device_api.recreate_database(args.postgres)
+    device_api.flush_redis(args.redis)
+    # Activations: one warm-up, one listed, then the timed and the profiled batches.
+    fixture = device_api.prepare_data(setup_args, 2 * args.requests + 10)
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    token_host = f"{fixture.token_connector}.devices.localhost"
+    password_host = f"{fixture.password_connector}.devices.localhost"
+    form = "application/x-www-form-urlencoded"
+    identities = iter(range(1, 2 * args.requests + 10))
+
+    def bare(client):
+        return client.post("/bench/bare", "myalias=42", content_type=form, HTTP_HOST="localhost")
+
+    def token_write(client):
+        authorization = fixture.token_authorizations[0]
+        return client.post(
+            "/api:v1/stack/alias",
+            "myalias=42",
+            content_type=form,
+            HTTP_HOST=token_host,
+            HTTP_AUTHORIZATION=authorization,
+        )
+
+    def basic_write(client):
+        authorization = fixture.basic_authorizations[0]
+        return client.post(
+            "/api:v1/stack/alias",
+            "myalias=42",
+            content_type=form,
+            HTTP_HOST=password_host,
+            HTTP_AUTHORIZATION=authorization,
+        )
+
+    def activation(client):
+        body = f"id={next(identities):0{device_api.IDENTITY_DIGITS}d}"
+        return client.post("/provision/activate", body, content_type=form, HTTP_HOST=token_host)
+
+    scenarios = [
+        ("bare view", bare, 204),
+        ("token write", token_write, 204),
+        ("basic write", basic_write, 204),
+        ("activation", activation, 200),
+    ]
+    client = Client()
+    # First requests pay one-off costs (imports, URL resolver, the slow password
+    # hash before the verified-credential cache holds it), so the listing shows
+    # the steady state.
+    for _, send, _ in scenarios:
+        send(client)
+
+    for name, send, expected in scenarios:
+        print(f"\n=== {name}: one request")
+        with RedisCommands(args.redis) as redis_commands:
+            with CaptureQueriesContext(connection) as queries:
+                response = send(client)
+        if response.status_code != expected:
+            print(f"expected {expected}, got {response.status_code}: {response.content[:200]}")
+            return 1
+        health_check = " + 1 connection health check (SELECT 1) not listed"
+        print(f"SQL: {len(queries.captured_queries)} statements{health_check}")
+        for query in queries.captured_queries:
+            print(f"  {query['time']:>6} s  {query['sql'][:160]}")
+        print(f"Redis: {len(redis_commands.commands)} commands")
+        for command in redis_commands.commands:
+            print(f"  {command}")
+
+        database_pid = backend_pid(connection)
+        wall, cpu = time.perf_counter(), time.process_time()
+        database_cpu = process_cpu(database_pid)
+        for _ in range(args.requests):
+            send(client)
+        wall = (time.perf_counter() - wall) / args.requests * 1000
+        cpu = (time.process_time() - cpu) / args.requests * 1000
+        database_cpu = (process_cpu(database_pid) - database_cpu) / args.requests * 1000
+        if backend_pid(connection) != database_pid:
+            print("(the database connection was replaced: its CPU figure is wrong)")
+        print(
+            f"{args.requests} requests in-process, per request: {wall:.2f} ms wall, "
+            f"{cpu:.2f} ms CPU in Django, {database_cpu:.2f} ms CPU in its PostgreSQL backend"
+        )
+
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        for _ in range(args.requests):
+            send(client)
+        profile.disable()
+        print(f"cProfile (CPU time) of {args.requests} more; it inflates pure-Python time:")
+        stats = pstats.Stats(profile)
+        stats.sort_stats("cumulative").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""Gatehouse's own settings with one extra URL, the bare view bench/ compares against.
+
+Copied name by name rather than star-imported, so a reader sees that nothing
+else changes: same middleware, database, cache and device API.
+"""
+
+from portal import settings as _gatehouse
+
+globals().update({name: value for name, value in vars(_gatehouse).items() if name.isupper()})
+
+ROOT_URLCONF = "bench.bare_urls"
