@@ -13,6 +13,7 @@ class PairingForm(forms.Form):
         label="Device type",
         empty_label="Choose the kind of device",
         help_text="Only device types with a device waiting to be paired are listed.",
+        error_messages={"invalid_choice": "No device of that type is waiting to be paired."},
     )
     pin = forms.CharField(
         label="PIN",
@@ -52,7 +53,11 @@ class PairingForm(forms.Form):
 class DeviceNameForm(forms.Form):
     """The name a user gives their device."""
 
-    name = forms.CharField(label="Device name", max_length=100)
+    name = forms.CharField(
+        label="Device name",
+        max_length=100,
+        error_messages={"required": "Give the device a name."},
+    )
 
     def clean_name(self):
         try:

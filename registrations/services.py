@@ -486,13 +486,27 @@ def normalize_serial_suffix(raw) -> str:
     return suffix
 
 
+# How long an ended request is still recognised by its PIN, to say why it cannot pair.
+RECENTLY_ENDED = timedelta(days=1)
+
+
 def pairable_connectors():
-    """Device types with a request waiting for a user, for the pairing page's choice."""
+    """Device types with a registration waiting for a user (or lately ended, so that its
+    PIN is answered with why it cannot pair), for the pairing page's choice."""
     return Connector.objects.filter(
         pk__in=Registration.objects.filter(
-            status=Registration.PENDING_USER_CONFIRMATION, expires_at__gt=timezone.now()
+            status__in=[Registration.PENDING_USER_CONFIRMATION, Registration.EXPIRED],
+            expires_at__gt=timezone.now() - RECENTLY_ENDED,
         ).values("connector_id")
     ).order_by("name", "id")
+
+
+def has_waiting_registration(connector_ids) -> bool:
+    return Registration.objects.filter(
+        connector_id__in=connector_ids,
+        status=Registration.PENDING_USER_CONFIRMATION,
+        expires_at__gt=timezone.now(),
+    ).exists()
 
 
 def pairing_refusal(registration: Registration, now=None) -> RegistrationError | None:
@@ -527,7 +541,7 @@ def find_pairing(user, connector: Connector, pin, suffix, ip) -> Registration:
         .filter(
             Q(status=Registration.PENDING_USER_CONFIRMATION)
             # Recently ended ones too, so the user is told why they cannot pair.
-            | Q(status=Registration.EXPIRED, expires_at__gt=now - timedelta(days=1))
+            | Q(status=Registration.EXPIRED, expires_at__gt=now - RECENTLY_ENDED)
         )
         .order_by("-id")[:50]
     )
@@ -601,6 +615,20 @@ def clean_device_name(raw) -> str:
     if len(name) > 100:
         raise InvalidPairingInput("A device name is at most 100 characters.")
     return name
+
+
+def pairing_to_confirm(rid) -> Registration:
+    """The registration `find_pairing` found for the user, if it can still be confirmed."""
+    registration = (
+        Registration.objects.select_related("connector").filter(rid=rid).first() if rid else None
+    )
+    if registration is None:
+        raise PairingUnavailable()
+    _expire_if_due(registration)
+    refusal = pairing_refusal(registration)
+    if refusal is not None:
+        raise refusal
+    return registration
 
 
 def confirm_pairing(user, rid: str, name, ip) -> Registration:
@@ -799,6 +827,15 @@ def owned_devices(user):
         .select_related("connector", "secure")
         .order_by("name", "identity")
     )
+
+
+def awaiting_completion(user):
+    """Registrations the user confirmed whose device has not completed yet."""
+    return Registration.objects.filter(
+        user=user,
+        status=Registration.PENDING_DEVICE_COMPLETION,
+        expires_at__gt=timezone.now(),
+    ).select_related("connector")
 
 
 def messages_for_owner(device: Device):

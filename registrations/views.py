@@ -13,7 +13,6 @@ from devices.models import Device
 from portal.net import client_ip
 from registrations import services
 from registrations.forms import DeviceNameForm, PairingForm
-from registrations.models import Registration
 
 # Where the registration a user matched by PIN waits for their confirmation.
 SESSION_KEY = "pairing_rid"
@@ -52,7 +51,8 @@ def pair(request):
         else:
             request.session[SESSION_KEY] = registration.rid
             return redirect("registrations:pair-confirm")
-    has_waiting = form.fields["device_type"].queryset.exists()
+    choices = form.fields["device_type"].queryset
+    has_waiting = services.has_waiting_registration(choices.values("pk"))
     return render(
         request,
         "registrations/pair.html",
@@ -65,16 +65,14 @@ def pair(request):
 @require_http_methods(["GET", "POST"])
 def pair_confirm(request):
     rid = request.session.get(SESSION_KEY)
-    registration = (
-        Registration.objects.select_related("connector").filter(rid=rid).first() if rid else None
-    )
-    if registration is None:
+    if not rid:
         messages.warning(request, "Type the PIN and serial digits first.")
         return redirect("registrations:pair")
-    refusal = services.pairing_refusal(registration)
-    if refusal is not None:
+    try:
+        registration = services.pairing_to_confirm(rid)
+    except services.RegistrationError as exc:
         request.session.pop(SESSION_KEY, None)
-        messages.error(request, refusal.message)
+        messages.error(request, exc.message)
         return redirect("registrations:pair")
     form = DeviceNameForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -105,9 +103,7 @@ def my_devices(request):
     devices = list(services.owned_devices(request.user))
     for device in devices:
         device.latest_message = services.messages_for_owner(device).first()
-    waiting = Registration.objects.filter(
-        user=request.user, status=Registration.PENDING_DEVICE_COMPLETION
-    ).select_related("connector")
+    waiting = services.awaiting_completion(request.user)
     return render(
         request, "registrations/my_devices.html", {"devices": devices, "waiting": waiting}
     )

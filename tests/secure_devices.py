@@ -11,6 +11,7 @@ from django.test import Client
 
 from certificates import services as certificate_services
 from certificates.models import TrustAnchor
+from connectors.models import Connector
 from registrations.models import Registration
 from tests.tls import make_ca, make_certificate
 
@@ -78,9 +79,17 @@ def device_certificate(device_ca):
 
 
 @pytest.fixture
-def secure_connector(make_connector, device_ca):
+def vendor(django_user_model):
+    """The admin who owns the secure connector (no password: nobody signs in as them)."""
+    return django_user_model.objects.create_user("vendor", "vendor@example.com")
+
+
+@pytest.fixture
+def secure_connector(vendor, device_ca):
     """A connector whose devices register securely with certificates from `device_ca`."""
-    connector = make_connector(name="Acme Thermostat", auth_mode="certificate")
+    connector = Connector.objects.create(
+        name="Acme Thermostat", owner=vendor, auth_mode=Connector.CERTIFICATE
+    )
     trust(connector, device_ca)
     return connector
 
@@ -92,7 +101,8 @@ def secure_client(device_certificate):
 
 @pytest.fixture
 def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", "alice@example.com", "alice-pass-123")
+    # No password: the test client signs her in directly, without a slow hash.
+    return django_user_model.objects.create_user("alice", "alice@example.com")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from tests.secure_devices import (
     register,
     registration,
     serial_suffix_of,
-    trust,
 )
 from tests.tls import make_ca, make_certificate
 
@@ -157,11 +156,11 @@ def test_unknown_device_type_is_404(secure_client):
 
 
 def test_vendor_device_id_outside_the_identity_format_is_400_and_says_why(
-    secure_client, make_connector, device_ca
+    secure_client, secure_connector
 ):
-    connector = make_connector(identity_type="hex", identity_length=8)
-    trust(connector, device_ca)
-    response = secure_client.initiate(connector, "not-hex!")
+    secure_connector.identity_type, secure_connector.identity_length = "hex", 8
+    secure_connector.save()
+    response = secure_client.initiate(secure_connector, "not-hex!")
     assert response.status_code == 400
     assert "exactly 8 hexadecimal digits" in response.json()["error"]["message"]
 

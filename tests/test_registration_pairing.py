@@ -1,0 +1,208 @@
+"""Pairing by PIN in the browser (§3.3, seed 001): the user's side of secure registration."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from connectors.models import Connector
+from devices.models import Event
+from registrations import services
+from registrations.models import Registration
+from tests.secure_devices import pair, registration, serial_suffix_of
+
+pytestmark = pytest.mark.django_db
+
+LOOK_ALIKES = set("0O1IL")
+
+
+@pytest.fixture
+def started(secure_client, secure_connector):
+    """A registration the device started, waiting for a user."""
+    return secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
+
+
+@pytest.fixture
+def suffix(device_certificate):
+    return serial_suffix_of(device_certificate)
+
+
+def wrong_pin(pin: str) -> str:
+    """A valid-looking PIN that differs from `pin` in its first character."""
+    return ("A" if pin[0] != "A" else "B") + pin[1:]
+
+
+def test_pins_are_eight_characters_without_look_alikes():
+    pins = {services.new_pin() for _ in range(2000)}
+    assert len(pins) == 2000
+    assert all(len(pin) == 8 for pin in pins)
+    used = set("".join(pins))
+    assert not used & LOOK_ALIKES
+    assert used == set(services.PIN_ALPHABET)
+
+
+def test_the_pairing_page_needs_a_signed_in_user(started):
+    response = Client().get("/pair/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_the_pairing_page_lists_only_device_types_with_a_device_waiting(
+    started, secure_connector, vendor, alice_browser
+):
+    Connector.objects.create(name="Nothing waiting here", owner=vendor)
+    page = alice_browser.get("/pair/").content.decode()
+    assert "Acme Thermostat" in page
+    assert "Nothing waiting here" not in page
+
+
+def test_with_nothing_waiting_the_page_says_to_start_on_the_device(alice_browser):
+    page = alice_browser.get("/pair/").content.decode()
+    assert "No device is waiting to be paired" in page
+
+
+def test_the_right_pin_and_serial_digits_ask_to_confirm_naming_the_device_type(
+    started, suffix, secure_connector, alice_browser
+):
+    found = alice_browser.post(
+        "/pair/",
+        {"device_type": secure_connector.pk, "pin": started["pin"], "serial_suffix": suffix},
+    )
+    assert found.status_code == 302 and found["Location"] == "/pair/confirm/"
+    page = alice_browser.get("/pair/confirm/").content.decode()
+    assert "You are claiming a Acme Thermostat device" in page
+    assert "a1b2c3d4" in page and suffix in page
+    # Nothing is claimed until the user confirms.
+    assert registration(started["rid"]).status == Registration.PENDING_USER_CONFIRMATION
+
+    done = alice_browser.post("/pair/confirm/", {"name": "Hall thermostat"})
+    assert done.status_code == 302 and done["Location"] == "/my/devices/"
+    paired = registration(started["rid"])
+    assert paired.status == Registration.PENDING_DEVICE_COMPLETION
+    assert paired.user.username == "alice" and paired.device_name == "Hall thermostat"
+    assert Event.objects.filter(kind="pair", identity="a1b2c3d4").count() == 1
+    waiting = alice_browser.get("/my/devices/").content.decode()
+    assert "Waiting for the device" in waiting and "Hall thermostat" in waiting
+
+
+def test_pin_and_digits_may_be_typed_in_lower_case_with_spaces(
+    started, suffix, secure_connector, alice_browser
+):
+    pin = started["pin"].lower()
+    response = pair(alice_browser, secure_connector, f"{pin[:4]} {pin[4:]}", suffix.lower())
+    assert response.status_code == 302
+    assert registration(started["rid"]).status == Registration.PENDING_DEVICE_COMPLETION
+
+
+def test_a_device_needs_a_name(started, suffix, secure_connector, alice_browser):
+    response = pair(alice_browser, secure_connector, started["pin"], suffix, name="   ")
+    assert response.status_code == 200
+    assert "Give the device a name." in response.content.decode()
+    assert registration(started["rid"]).status == Registration.PENDING_USER_CONFIRMATION
+
+
+def test_malformed_input_is_explained_and_not_counted_as_a_guess(
+    started, suffix, secure_connector, alice_browser
+):
+    response = pair(alice_browser, secure_connector, "O0I1L", "xyz!")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "never holds 0, 1, I, L or O" in page
+    assert "0-9, A-F" in page
+    assert registration(started["rid"]).failed_attempts == 0
+    assert not Event.objects.filter(kind="pair_failed").exists()
+
+
+def test_confirming_without_finding_the_device_first_goes_back_to_the_pin(alice_browser):
+    response = alice_browser.post("/pair/confirm/", {"name": "Mine now"})
+    assert response.status_code == 302 and response["Location"] == "/pair/"
+
+
+def test_wrong_serial_digits_count_against_the_registration_and_the_user(
+    started, secure_connector, alice_browser
+):
+    response = pair(alice_browser, secure_connector, started["pin"], "0000")
+    assert response.status_code == 200
+    assert "No device waiting to be paired matches" in response.content.decode()
+    assert registration(started["rid"]).failed_attempts == 1
+    reasons = list(Event.objects.filter(kind="pair_failed").values_list("reason", flat=True))
+    assert reasons == [
+        f"user alice: wrong PIN or serial digits for registration {started['rid']} (1 of 5)"
+    ]
+
+
+def test_a_brute_forced_registration_is_locked_and_the_device_must_start_again(
+    started, suffix, secure_client, secure_connector, settings, django_user_model
+):
+    # Several accounts share the guesses, so only the per-registration count stops them.
+    for number in range(settings.PAIRING_MAX_ATTEMPTS):
+        guesser = Client()
+        guesser.force_login(django_user_model.objects.create_user(f"guesser{number}"))
+        pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
+    locked = registration(started["rid"])
+    assert locked.status == Registration.EXPIRED and locked.locked_at is not None
+
+    # Even the right PIN is refused now, with a message that says why.
+    owner = Client()
+    owner.force_login(django_user_model.objects.create_user("rightful-owner"))
+    response = pair(owner, secure_connector, started["pin"], suffix)
+    assert response.status_code == 200
+    assert "locked after too many wrong guesses" in response.content.decode()
+    assert secure_client.status(started["rid"]).json() == {"data": {"status": "EXPIRED"}}
+    assert Event.objects.filter(kind="pair_failed", reason__contains="locked after 5").exists()
+    # A fresh request gets a fresh PIN that pairs.
+    fresh = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
+    assert pair(owner, secure_connector, fresh["pin"], suffix).status_code == 302
+
+
+def test_a_user_who_keeps_guessing_is_slowed_down_and_the_log_says_so(
+    started, suffix, secure_connector, alice_browser, settings
+):
+    settings.PAIRING_MAX_ATTEMPTS = 100
+    for _ in range(5):
+        assert pair(alice_browser, secure_connector, "AAAAAAAA", "FFFF").status_code == 200
+    response = pair(alice_browser, secure_connector, started["pin"], suffix)
+    assert response.status_code == 429
+    assert "Too many wrong guesses" in response.content.decode()
+    # Slowed down means even the right answer waits.
+    assert registration(started["rid"]).status == Registration.PENDING_USER_CONFIRMATION
+    assert Event.objects.filter(
+        kind="pair_failed", reason__startswith="user alice slowed down after 5 wrong"
+    ).exists()
+
+
+def test_an_expired_registration_refuses_pairing_with_a_message(
+    started, suffix, secure_connector, alice_browser
+):
+    found = alice_browser.post(
+        "/pair/",
+        {"device_type": secure_connector.pk, "pin": started["pin"], "serial_suffix": suffix},
+    )
+    assert found.status_code == 302
+    Registration.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = alice_browser.post("/pair/confirm/", {"name": "Too late"}, follow=True)
+    assert "This pairing request has expired" in response.content.decode()
+    assert registration(started["rid"]).status == Registration.EXPIRED
+
+    # Typed again after it expired, the PIN says the same, not "wrong PIN".
+    Registration.objects.update(status=Registration.PENDING_USER_CONFIRMATION)
+    Registration.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = alice_browser.post(
+        "/pair/",
+        {"device_type": secure_connector.pk, "pin": started["pin"], "serial_suffix": suffix},
+    )
+    assert "This pairing request has expired" in response.content.decode()
+
+
+def test_a_registration_revoked_while_the_user_confirms_is_refused(
+    started, suffix, secure_client, secure_connector, alice_browser
+):
+    alice_browser.post(
+        "/pair/",
+        {"device_type": secure_connector.pk, "pin": started["pin"], "serial_suffix": suffix},
+    )
+    secure_client.initiate(secure_connector, "a1b2c3d4")
+    response = alice_browser.post("/pair/confirm/", {"name": "Hall"}, follow=True)
+    assert "no longer waiting for you" in response.content.decode()
+    assert registration(started["rid"]).user is None
