@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from devices import services
-from portal.net import client_ip
+from portal.net import client_certificate, client_ip
 
 STATUS_BY_ERROR = {
     services.ConnectorNotFound: 404,
@@ -98,8 +98,12 @@ def activate(request, connector_id=None):
 def alias(request, connector_id=None):
     ip = client_ip(request)
     try:
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
         device = services.authenticate_device(
-            _connector_id(request, connector_id), request.META.get("HTTP_AUTHORIZATION", ""), ip
+            _connector_id(request, connector_id),
+            authorization,
+            ip,
+            certificate=None if authorization else client_certificate(request),
         )
         if request.method == "POST":
             pairs = _form_pairs(request)

@@ -87,6 +87,10 @@ class Credential(models.Model):
     serial = models.CharField(max_length=64, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
+    # A certificate accepted because it chains to the connector's CA or a trust
+    # anchor names that issuer here; the issuer must still be trusted on every
+    # request, so disabling an anchor cuts its devices off. Blank when pinned.
+    issuer_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -119,6 +123,10 @@ class Event(models.Model):
     AUTH_FAILED = "auth_failed"
     RATE_LIMITED = "rate_limited"
     IMPORT = "import"
+    CERTIFICATE = "certificate"
+    REGISTER = "register"
+    PAIR = "pair"
+    MESSAGE = "message"
     KINDS = [
         (WHITELIST, "Whitelisted"),
         (PROVISION, "Provisioned"),
@@ -133,6 +141,10 @@ class Event(models.Model):
         (AUTH_FAILED, "Authentication failed"),
         (RATE_LIMITED, "Rate limited"),
         (IMPORT, "Import"),
+        (CERTIFICATE, "Certificate authority or certificate"),
+        (REGISTER, "Secure registration"),
+        (PAIR, "Paired"),
+        (MESSAGE, "Message"),
     ]
 
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="events")

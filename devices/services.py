@@ -374,13 +374,20 @@ def get_connector(connector_id: str) -> Connector:
     return connector
 
 
-def authenticate_device(connector_id: str, authorization: str, ip) -> Device:
+def authenticate_device(connector_id: str, authorization: str, ip, certificate=None) -> Device:
     """Return the provisioned device behind an Authorization header, or raise.
 
     Tokens cost one indexed lookup. Passwords cost the slow hash only when no
     verification of the same identity:password is remembered in the cache. The
     device never learns which part was wrong; the event log does.
+    Without an Authorization header, a TLS client `certificate` authenticates
+    (and in certificate mode provisions on first use: certificates.device_auth).
     """
+    if not authorization and certificate is not None:
+        # Imported here: the certificates app builds on this module.
+        from certificates.device_auth import authenticate_certificate
+
+        return authenticate_certificate(connector_id, certificate, ip)
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
     identity = ""
     try:

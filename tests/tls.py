@@ -231,8 +231,8 @@ class Proxy:
         return self.request(method, path, host=connector.device_host, **kwargs)
 
 
-def curl(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Run the real curl; returns the finished process (text output)."""
+def curl(*args: str, timeout: float = 30.0, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real curl (in `cwd`); returns the finished process (text output)."""
     binary = shutil.which("curl")
     if binary is None:
         pytest.fail("curl is not installed (.ci/run installs it)")
@@ -242,6 +242,7 @@ def curl(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

@@ -1,0 +1,23 @@
+"""Portal paths inside one connector: /connectors/<connector_id>/devices/, imports/, logs/."""
+
+from django.urls import path
+
+from devices import views
+
+app_name = "devices"
+
+urlpatterns = [
+    path("devices/", views.device_list, name="list"),
+    path("devices/new/", views.device_add, name="add"),
+    path("devices/<int:device_id>/", views.device_detail, name="detail"),
+    path(
+        "devices/<int:device_id>/<str:action>/",
+        views.device_action,
+        name="action",
+    ),
+    path("imports/new/", views.import_new, name="import-new"),
+    path("imports/<int:import_id>/", views.import_detail, name="import"),
+    path("imports/<int:import_id>/progress", views.import_progress, name="import-progress"),
+    path("logs/", views.logs, name="logs"),
+    path("logs/feed", views.log_feed, name="log-feed"),
+]

@@ -1,0 +1,442 @@
+"""Portal pages inside one connector: Devices tab, device page, CSV imports, live Logs tab.
+
+Views parse input, call one service from `devices.services` (or the import
+engine) and render; every lookup goes through `connectors_for`, so another
+admin's connector and everything in it is a 404.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.views import connector_context, get_connector
+from devices import charts, services
+from devices.api.views import filter_by_tag
+from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
+from devices.models import DataPoint, Device, Event, WhitelistImport
+from portal.net import client_ip
+
+DEVICE_PAGE_SIZE = 50
+LOG_PAGE_SIZE = 100
+LIVE_BATCH_SIZE = 200
+CHART_POINTS = 200
+DEVICE_EVENTS = 20
+IMPORT_ERRORS_SHOWN = 500
+
+# What each admin action on a device is called, says and does.
+ACTIONS = {
+    "reset": {
+        "service": services.reset_device,
+        "button": "Reset",
+        "danger": False,
+    },
+    "revoke": {
+        "service": services.revoke_device,
+        "button": "Revoke",
+        "danger": True,
+    },
+}
+
+
+def actor(request) -> str:
+    """How events name an admin's action in the portal."""
+    return f"{request.user.get_username()} via portal"
+
+
+def event_time(event: Event) -> str:
+    return timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def keyset_page(queryset, *, after: int | None, before: int | None, size: int):
+    """One page of `queryset` in id order, from a cursor, without OFFSET or COUNT.
+
+    `after=<id>` is the page following that row, `before=<id>` the page preceding
+    it; each costs an indexed range scan however deep the page is.
+    """
+    if before:
+        rows = list(queryset.filter(id__lt=before).order_by("-id")[: size + 1])
+        has_previous = len(rows) > size
+        rows = rows[:size][::-1]
+        has_next = queryset.filter(id__gte=before).exists()
+    else:
+        start = queryset.filter(id__gt=after) if after else queryset
+        rows = list(start.order_by("id")[: size + 1])
+        has_next = len(rows) > size
+        rows = rows[:size]
+        has_previous = bool(after) and queryset.filter(id__lte=after).exists()
+    return rows, has_previous, has_next
+
+
+def status_view(status: str) -> dict:
+    return {"status": status, "label": dict(Device.STATUSES).get(status, status)}
+
+
+# --- Devices tab ----------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def device_list(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = DeviceFilterForm(request.GET)
+    devices = Device.objects.filter(connector=connector)
+    rows, has_previous, has_next = [], False, False
+    if form.is_valid():
+        filters = form.cleaned_data
+        if filters["status"]:
+            devices = devices.filter(status=filters["status"])
+        if filters["tag"]:
+            devices = filter_by_tag(devices, *filters["tag"])
+        if filters["q"]:
+            devices = search_identity(devices, connector, filters["q"])
+        rows, has_previous, has_next = keyset_page(
+            devices.only("id", "identity", "status", "tags", "name", "last_seen_at"),
+            after=filters["after"],
+            before=filters["before"],
+            size=DEVICE_PAGE_SIZE,
+        )
+    base_query = request.GET.copy()
+    for key in ("after", "before"):
+        base_query.pop(key, None)
+    context = connector_context(request, connector, "devices")
+    context.update(
+        form=form,
+        devices=rows,
+        filtered=bool(
+            form.is_valid() and any(form.cleaned_data[k] for k in ("status", "tag", "q"))
+        ),
+        statuses=[status_view(status) for status, _ in Device.STATUSES],
+        previous_query=_with(base_query, before=rows[0].pk) if has_previous and rows else "",
+        next_query=_with(base_query, after=rows[-1].pk) if has_next and rows else "",
+    )
+    return render(request, "devices/list.html", context)
+
+
+def _with(query, **cursor) -> str:
+    query = query.copy()
+    for key, value in cursor.items():
+        query[key] = str(value)
+    return query.urlencode()
+
+
+def search_identity(devices, connector, text: str):
+    """A full identity finds its device by index; anything else matches as a substring."""
+    try:
+        exact = normalize_identity(text, connector.identity_format)
+    except InvalidIdentity:
+        exact = None
+    if exact is not None and devices.filter(identity=exact).exists():
+        return devices.filter(identity=exact)
+    # Hex, MAC and UUID identities are stored lower-case.
+    if connector.identity_type != "opaque" and connector.identity_type != "base10":
+        text = text.lower()
+    return devices.filter(identity__contains=text)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def device_add(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = WhitelistForm(request.POST or None, connector=connector)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            device = services.whitelist_device(
+                connector,
+                data["identity"],
+                tags=data["tags"],
+                name=data["name"],
+                window_seconds=data["window_seconds"],
+                ip=client_ip(request),
+                actor=actor(request),
+            )
+        except services.AlreadyWhitelisted:
+            form.add_error("identity", "This identity is already whitelisted on this connector.")
+        except services.DeviceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"{device.identity} whitelisted.")
+            return redirect("devices:detail", connector_id=connector.pk, device_id=device.pk)
+    context = connector_context(request, connector, "devices")
+    context["form"] = form
+    return render(request, "devices/add.html", context)
+
+
+# --- device page ----------------------------------------------------------------
+
+
+def get_device(connector, device_id) -> Device:
+    return get_object_or_404(
+        Device.objects.select_related("owner"), connector=connector, pk=device_id
+    )
+
+
+def device_data(device: Device) -> tuple[list, list]:
+    """Charts for numeric aliases and latest-value rows for the others, per defined alias."""
+    number_charts, other_values = [], []
+    for resource in device.connector.resources.all():
+        recent = list(
+            DataPoint.objects.filter(device=device, alias=resource.alias)
+            .order_by("-id")
+            .values_list("created_at", "value")[:CHART_POINTS]
+        )
+        if not recent:
+            continue
+        recent.reverse()
+        chart = (
+            charts.line_chart(resource.alias, recent)
+            if resource.format in ("number", "string")
+            else None
+        )
+        if chart is not None:
+            number_charts.append(chart)
+        else:
+            at, value = recent[-1]
+            other_values.append(
+                {"alias": resource.alias, "value": value, "at": at, "count": len(recent)}
+            )
+    return number_charts, other_values
+
+
+@login_required
+@require_GET
+def device_detail(request, connector_id, device_id):
+    connector = get_connector(request, connector_id)
+    device = get_device(connector, device_id)
+    number_charts, other_values = device_data(device)
+    events = Event.objects.filter(connector=connector, identity=device.identity).order_by("-id")[
+        :DEVICE_EVENTS
+    ]
+    context = connector_context(request, connector, "devices")
+    context.update(
+        device=device,
+        status=status_view(device.status),
+        credentials=device.credentials.order_by("-id")[:20],
+        events=[{"event": event, "time": event_time(event)} for event in events],
+        charts=number_charts,
+        other_values=other_values,
+        tags_text=tags_as_text(device.tags),
+        reset_label=reset_label(device),
+        now=timezone.now(),
+    )
+    return render(request, "devices/detail.html", context)
+
+
+def reset_label(device: Device) -> str:
+    if device.status in (Device.EXPIRED, Device.REVOKED):
+        return "Re-enable"
+    if device.status == Device.WHITELISTED:
+        return "Renew activation window"
+    return "Reset credentials"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def device_action(request, connector_id, device_id, action):
+    """Confirm (GET) and then perform (POST) a reset or a revocation."""
+    connector = get_connector(request, connector_id)
+    device = get_device(connector, device_id)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    if action == "revoke" and device.status == Device.REVOKED:
+        messages.info(request, "This device is already revoked.")
+        return redirect("devices:detail", connector_id=connector.pk, device_id=device.pk)
+    if request.method == "POST":
+        try:
+            ACTIONS[action]["service"](device, actor=actor(request), ip=client_ip(request))
+        except services.DeviceError as exc:
+            messages.error(request, exc.message)
+        else:
+            done = "revoked" if action == "revoke" else "back to whitelisted with a fresh window"
+            messages.success(request, f"{device.identity} is {done}.")
+        return redirect("devices:detail", connector_id=connector.pk, device_id=device.pk)
+    context = connector_context(request, connector, "devices")
+    context.update(
+        device=device,
+        status=status_view(device.status),
+        action=action,
+        button=reset_label(device) if action == "reset" else ACTIONS[action]["button"],
+        danger=ACTIONS[action]["danger"],
+    )
+    return render(request, "devices/confirm.html", context)
+
+
+# --- Add many devices (CSV) -----------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_new(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        # Imported here, not at the top: the engine module loads Celery task wiring.
+        from devices.imports import start_import
+
+        data = form.cleaned_data
+        run = start_import(
+            connector,
+            data["file"],
+            dry_run=data["dry_run"],
+            on_error=data["on_error"],
+            user=request.user,
+        )
+        return redirect("devices:import", connector_id=connector.pk, import_id=run.pk)
+    context = connector_context(request, connector, "import")
+    context.update(
+        form=form,
+        recent_imports=connector.imports.order_by("-id")[:10],
+        export_url=api_url("devices.csv", connector),
+    )
+    return render(request, "devices/import_new.html", context)
+
+
+def api_url(tail: str, connector) -> str:
+    return f"/api/v1/connectors/{connector.pk}/{tail}"
+
+
+def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) -> dict:
+    finished = run.status in (WhitelistImport.DONE, WhitelistImport.FAILED)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": finished,
+        "dry_run": run.dry_run,
+        "on_error": run.on_error,
+        "total": run.total,
+        "processed": run.processed,
+        "created": run.created,
+        "error_count": run.error_count,
+        "errors": run.errors[:errors_shown] if finished else [],
+    }
+
+
+def get_import(connector, import_id) -> WhitelistImport:
+    return get_object_or_404(WhitelistImport, connector=connector, pk=import_id)
+
+
+@login_required
+@require_GET
+def import_detail(request, connector_id, import_id):
+    connector = get_connector(request, connector_id)
+    run = get_import(connector, import_id)
+    context = connector_context(request, connector, "import")
+    context.update(
+        run=run,
+        state=import_state(run),
+        progress_url=reverse(
+            "devices:import-progress", kwargs={"connector_id": connector.pk, "import_id": run.pk}
+        ),
+        errors_url=api_url(f"imports/{run.pk}/errors.csv", connector),
+        export_url=api_url("devices.csv", connector),
+        errors_shown=IMPORT_ERRORS_SHOWN,
+    )
+    return render(request, "devices/import_detail.html", context)
+
+
+@login_required
+@require_GET
+def import_progress(request, connector_id, import_id):
+    connector = get_connector(request, connector_id)
+    return JsonResponse(import_state(get_import(connector, import_id)))
+
+
+# --- Logs tab ---------------------------------------------------------------------
+
+
+def filtered_events(connector, filters: dict):
+    events = Event.objects.filter(connector=connector)
+    if filters.get("kind"):
+        events = events.filter(kind=filters["kind"])
+    if filters.get("identity"):
+        wanted = filters["identity"].strip()
+        try:
+            wanted = normalize_identity(wanted, connector.identity_format)
+        except InvalidIdentity:
+            pass  # Failed attempts are logged under what the device sent; look for that.
+        events = events.filter(identity=wanted)
+    return events
+
+
+def event_row(event: Event) -> dict:
+    return {
+        "id": event.pk,
+        "time": event_time(event),
+        "timestamp": event.created_at.isoformat(),
+        "kind": event.kind,
+        "kind_label": event.get_kind_display(),
+        "identity": event.identity,
+        "reason": event.reason,
+        "source_ip": event.source_ip or "",
+    }
+
+
+@login_required
+@require_GET
+def logs(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = EventFilterForm(request.GET)
+    events, has_older = [], False
+    newest_id = (
+        Event.objects.filter(connector=connector)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0
+    )
+    if form.is_valid():
+        matching = filtered_events(connector, form.cleaned_data)
+        before = form.cleaned_data["before"]
+        if before:
+            matching = matching.filter(id__lt=before)
+        events = list(matching.order_by("-id")[: LOG_PAGE_SIZE + 1])
+        has_older = len(events) > LOG_PAGE_SIZE
+        events = events[:LOG_PAGE_SIZE]
+    older_query = ""
+    if has_older:
+        query = request.GET.copy()
+        query.pop("after", None)
+        older_query = _with(query, before=events[-1].pk)
+    context = connector_context(request, connector, "logs")
+    context.update(
+        form=form,
+        events=[event_row(event) for event in events],
+        live=form.is_valid() and not form.cleaned_data["before"],
+        newest_id=newest_id,
+        feed_url=reverse("devices:log-feed", kwargs={"connector_id": connector.pk}),
+        older_query=older_query,
+    )
+    return render(request, "devices/logs.html", context)
+
+
+@login_required
+@require_GET
+def log_feed(request, connector_id):
+    """Events newer than `after`, oldest first, for the live Logs tab to prepend."""
+    connector = get_connector(request, connector_id)
+    form = EventFilterForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors.get_json_data()}, status=400)
+    after = form.cleaned_data["after"] or 0
+    # Read the ceiling first: events beyond it are left for the next poll, so a
+    # filter that matches nothing still moves the cursor without rescanning.
+    ceiling = (
+        Event.objects.filter(connector=connector)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0
+    )
+    events = list(
+        filtered_events(connector, form.cleaned_data)
+        .filter(id__gt=after, id__lte=ceiling)
+        .order_by("id")[:LIVE_BATCH_SIZE]
+    )
+    last_id = events[-1].pk if len(events) == LIVE_BATCH_SIZE else max(after, ceiling)
+    return JsonResponse({"events": [event_row(event) for event in events], "last_id": last_id})
