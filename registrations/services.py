@@ -44,6 +44,11 @@ SERIAL_SUFFIX = re.compile(r"[0-9a-f]{4}")
 # Fixed, so a user's public id (`uid`) never changes.
 USER_ID_NAMESPACE = uuid.UUID("6f1c0f6e-3a52-4c39-9d57-3f0b8f0f6a11")
 
+# A device row in these states may be claimed by a secure registration: the certificate,
+# not the activation window, is what admits it (a released device waits as whitelisted,
+# and may expire there before its next owner pairs it).
+CLAIMABLE = (Device.WHITELISTED, Device.EXPIRED)
+
 # Event kinds of this flow (§2).
 REGISTER = "register"
 PAIR = "pair"
@@ -256,7 +261,7 @@ def initiate_registration(
         raise InvalidRequest(f"vendorDeviceId: {exc}") from exc
     if (
         Device.objects.filter(connector=connector, identity=identity)
-        .exclude(status=Device.WHITELISTED)
+        .exclude(status__in=CLAIMABLE)
         .exists()
     ):
         device_services.record_event(
@@ -453,8 +458,8 @@ def _admit_device(registration: Registration, now, ip) -> Device:
                 )
         except IntegrityError as exc:
             raise AlreadyRegistered() from exc
-    # Only a whitelisted entry may be claimed; the conditional update is the claim.
-    claimed = Device.objects.filter(pk=device.pk, status=Device.WHITELISTED).update(
+    # The conditional update is the claim: of two completions only one sees it claimable.
+    claimed = Device.objects.filter(pk=device.pk, status__in=CLAIMABLE).update(
         first_seen_at=device.first_seen_at or now,
         credential_version=F("credential_version") + 1,
         **fields,
