@@ -188,6 +188,11 @@ REST_FRAMEWORK = {
     # Newest first by primary key, with forged cursors refused (DRF's default orders by a
     # "created" column no model here has).
     "DEFAULT_PAGINATION_CLASS": "connectors.api.pagination.IdCursorPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "connectors.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -396,6 +396,38 @@ def test_malformed_bodies_are_4xx_never_500(api_client, connector):
     assert not Device.objects.exists()
 
 
+def test_deeply_nested_or_non_compliant_json_is_400(api_client, connector):
+    url = devices_url(connector)
+    deep = '{"identity": "00000001", "tags": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = api_client.post(url, deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+    nan = '{"identity": "00000001", "activation_window_seconds": NaN}'
+    assert api_client.post(url, nan, content_type="application/json").status_code == 400
+    assert not Device.objects.exists()
+
+
+def test_nul_bytes_anywhere_are_4xx_on_every_database(api_client, connector):
+    base = f"{API}/connectors/{connector.pk}"
+    for url in (
+        f"{API}/connectors/%00/",
+        f"{API}/connectors/dt%00/devices/",
+        f"{base}/resources/my%00alias/",
+        f"{base}/devices/0000%0001/",
+    ):
+        assert api_client.get(url).status_code == 404, url
+    for url in (
+        f"{base}/events/?identity=a%00",
+        f"{base}/devices/?search=a%00",
+        f"{base}/devices/?tag=a%00:b",
+    ):
+        assert api_client.get(url).status_code == 400, url
+    assert api_client.post(f"{API}/connectors/", {"name": "a\x00"}).status_code == 400
+    assert api_client.post(f"{base}/devices/", {"identity": "0000000\x00"}).status_code == 400
+    assert api_client.post(f"{API}/tokens/", {"name": "a\x00"}).status_code == 400
+    assert api_client.delete(f"{API}/tokens/99999999999999999999999/").status_code == 404
+
+
 def test_unknown_and_malformed_identities_in_the_url_are_404(api_client, connector):
     assert api_client.get(devices_url(connector, "00000001")).status_code == 404
     assert api_client.get(devices_url(connector, "not-a-number")).status_code == 404

@@ -1,7 +1,10 @@
 """Management API for connectors and their resources (§4)."""
 
+import re
+
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -9,7 +12,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 
 from connectors.api.pagination import AliasPagination, NamePagination
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
-from connectors.models import Connector, Resource
+from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
 from connectors.permissions import connectors_for
 
 # Changes are PATCH only: a PUT would have to restate every field.
@@ -25,15 +28,26 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+def visible_connector(user, connector_id: str) -> Connector:
+    """The connector `user` may manage, or 404: someone else's looks like a missing one."""
+    # A malformed id (say with a NUL byte, which PostgreSQL refuses) never reaches the query.
+    if not re.fullmatch(CONNECTOR_ID_PATTERN, connector_id):
+        raise Http404("No such connector.")
+    return get_object_or_404(connectors_for(user), pk=connector_id)
+
+
 class ConnectorScopedMixin:
     """For views under /connectors/<connector_id>/: the connector, or 404 if not visible."""
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Path values go into queries; PostgreSQL cannot even compare text holding NUL.
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise exceptions.NotFound()
+
     def get_connector(self) -> Connector:
         if not hasattr(self, "_connector"):
-            # Someone else's connector is indistinguishable from a missing one.
-            self._connector = get_object_or_404(
-                connectors_for(self.request.user), pk=self.kwargs["connector_id"]
-            )
+            self._connector = visible_connector(self.request.user, self.kwargs["connector_id"])
         return self._connector
 
     def get_serializer_context(self):
@@ -69,6 +83,11 @@ class ConnectorViewSet(
 
     def get_queryset(self):
         return connectors_for(self.request.user).select_related("owner")
+
+    def get_object(self):
+        connector = visible_connector(self.request.user, self.kwargs["connector_id"])
+        self.check_object_permissions(self.request, connector)
+        return connector
 
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)
