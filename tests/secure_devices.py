@@ -3,17 +3,25 @@ certificates, a device client that presents its certificate the way the TLS prox
 forwards it, and a signed-in user who pairs devices in the browser."""
 
 import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import uvicorn
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
+from certificates import devproxy
 from certificates import services as certificate_services
 from certificates.models import TrustAnchor
 from connectors.models import Connector
 from registrations.models import Registration
-from tests.tls import make_ca, make_certificate
+from tests.tls import PROXY_SOURCE_ADDRESS, make_ca, make_certificate
 
 REGISTRATIONS = "/v1.1/cert/devices/registrations"
 # The serial number's last four hex digits are what the user types next to the PIN.
@@ -52,13 +60,8 @@ class SecureDeviceClient(Client):
         return self.send_json("PUT", f"{REGISTRATIONS}/{rid}", {"nonce": nonce}, **extra)
 
     def message(self, token: str, sdid, data, **extra):
-        return self.send_json(
-            "POST",
-            "/v1.1/message",
-            {"sdid": sdid, "data": data},
-            HTTP_AUTHORIZATION=f"bearer {token}",
-            **extra,
-        )
+        headers = {"HTTP_AUTHORIZATION": f"bearer {token}", **extra}
+        return self.send_json("POST", "/v1.1/message", {"sdid": sdid, "data": data}, **headers)
 
 
 def trust(connector, ca) -> TrustAnchor:
@@ -137,3 +140,84 @@ def register(client, browser, connector, vendor_device_id: str = "a1b2c3d4") -> 
 
 def registration(rid: str) -> Registration:
     return Registration.objects.get(rid=rid)
+
+
+# --- the ASGI application over real TLS ---------------------------------------------------
+
+
+@dataclass
+class Frontend:
+    """nginx with TLS and optional client certificates before the ASGI application."""
+
+    url: str  # https://localhost:<port>
+    ca_file: Path  # verifies nginx's server certificate
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """portal.asgi (HTTP and WebSockets) served by uvicorn on a free loopback port.
+
+    In a thread of this process, so it uses the test database and settings.
+    """
+    from portal.asgi import application
+
+    database = connections["default"].settings_dict
+    kept_age = database["CONN_MAX_AGE"]
+    # The server's threads close their connections after each request, so the test
+    # database can be flushed (and on PostgreSQL dropped) when the test ends.
+    database["CONN_MAX_AGE"] = 0
+    port = devproxy.free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            ws="wsproto",
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    database["CONN_MAX_AGE"] = kept_age
+
+
+@pytest.fixture
+def secure_frontend(asgi_server, tmp_path, settings):
+    """nginx (deploy/nginx/local.conf.template) in front of `asgi_server`, believed by the
+    app as its proxy: the whole device path of production, WebSockets included."""
+    if devproxy.nginx_binary() is None:
+        pytest.fail("nginx is not installed (.ci/run installs it with apt)")
+    port = devproxy.free_port()
+    local = devproxy.prepare(
+        tmp_path / "nginx",
+        port=port,
+        upstream=asgi_server,
+        hostnames=["localhost", "127.0.0.1"],
+        proxy_bind=PROXY_SOURCE_ADDRESS,
+    )
+    settings.TRUSTED_PROXIES = [PROXY_SOURCE_ADDRESS]
+    settings.PROXY_SHARED_SECRET = local.proxy_secret
+    log_file = tmp_path / "nginx.log"
+    with log_file.open("w") as log:
+        process = subprocess.Popen(local.argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            devproxy.wait_until_listening(process, "127.0.0.1", port)
+            yield Frontend(url=f"https://localhost:{port}", ca_file=local.server.ca_file)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}: {log_file.read_text()}")
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
