@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from portal.net import client_certificate, client_ip
-from registrations import services
+from registrations import secure_devices, services
 from registrations.device_views import STATUS_BY_ERROR
 from registrations.models import Message
 
@@ -55,7 +55,7 @@ class SecureDeviceConsumer(WebsocketConsumer):
     def disconnect(self, code):
         if self.device is not None:
             async_to_sync(self.channel_layer.group_discard)(
-                services.device_group(self.device.pk), self.channel_name
+                secure_devices.device_group(self.device.pk), self.channel_name
             )
 
     def receive(self, text_data=None, bytes_data=None):
@@ -88,16 +88,16 @@ class SecureDeviceConsumer(WebsocketConsumer):
 
     def _register(self, frame: dict, cid) -> None:
         authorization = frame.get("Authorization")
-        device = services.open_device_channel(
+        device = secure_devices.open_device_channel(
             authorization, frame.get("sdid"), self.certificate, self.ip
         )
         if self.device is not None and self.device.pk != device.pk:
             async_to_sync(self.channel_layer.group_discard)(
-                services.device_group(self.device.pk), self.channel_name
+                secure_devices.device_group(self.device.pk), self.channel_name
             )
         self.device, self.authorization = device, authorization
         async_to_sync(self.channel_layer.group_add)(
-            services.device_group(device.pk), self.channel_name
+            secure_devices.device_group(device.pk), self.channel_name
         )
         self._send({"data": {"code": "200", "message": "OK"}}, cid)
 
@@ -105,8 +105,10 @@ class SecureDeviceConsumer(WebsocketConsumer):
         if self.device is None:
             raise services.InvalidToken('send {"type": "register"} with the access token first')
         # Checked again on every message: a released or revoked device stops at once.
-        device = services.authenticate_secure_device(self.authorization, self.certificate, self.ip)
-        stored, _ = services.post_message(
+        device = secure_devices.authenticate_secure_device(
+            self.authorization, self.certificate, self.ip
+        )
+        stored, _ = secure_devices.post_message(
             device, frame.get("sdid"), frame.get("data"), Message.WEBSOCKET, self.ip
         )
         self._send({"data": {"mid": stored.mid}}, cid)

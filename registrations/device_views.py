@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.net import client_certificate, client_ip
-from registrations import services
+from registrations import secure_devices, services
 from registrations.models import Message, Registration
 
 STATUS_BY_ERROR = {
@@ -43,7 +43,7 @@ def _refusal(exc: Exception) -> JsonResponse:
     if isinstance(exc, services.RateLimited):
         response = _error(429, "too many requests")
         response["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, services.MessagesRateLimited):
+        if isinstance(exc, secure_devices.MessagesRateLimited):
             _quota_headers(response, exc.quota)
         return response
     status = STATUS_BY_ERROR[type(exc)]
@@ -53,7 +53,7 @@ def _refusal(exc: Exception) -> JsonResponse:
     return response
 
 
-def _quota_headers(response, quota: services.Quota) -> None:
+def _quota_headers(response, quota: secure_devices.Quota) -> None:
     response["X-Rate-Limit-Limit"] = "/".join(map(str, quota.limits))
     response["X-Rate-Limit-Remaining"] = "/".join(map(str, quota.remaining))
     response["X-Rate-Limit-Reset"] = "/".join(map(str, quota.resets))
@@ -138,11 +138,11 @@ def complete_registration(request, rid):
 @_secure_endpoint("POST")
 def message(request):
     ip = client_ip(request)
-    device = services.authenticate_secure_device(
+    device = secure_devices.authenticate_secure_device(
         request.META.get("HTTP_AUTHORIZATION", ""), client_certificate(request), ip
     )
     body = _json_body(request)
-    stored, quota = services.post_message(
+    stored, quota = secure_devices.post_message(
         device, body.get("sdid"), body.get("data"), Message.REST, ip
     )
     response = _data({"mid": stored.mid})

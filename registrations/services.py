@@ -1,7 +1,8 @@
 """Secure registration with PIN pairing, and secure messages (§3.3, seed 000).
 
 Plain functions raising `RegistrationError`s; the /v1.1/ device API, the
-WebSocket consumer and the pairing pages each map them with one table.
+WebSocket consumer and the pairing pages each map them with one table. What a
+registered device and its owner do afterwards is in `secure_devices`.
 
 The flow: a device with a trusted client certificate initiates and gets a
 PIN and a nonce; a signed-in user types the PIN and the last four hex digits
@@ -12,15 +13,11 @@ works together with that certificate.
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from django.conf import settings
@@ -34,7 +31,7 @@ from connectors.models import Connector
 from devices import services as device_services
 from devices.models import Device
 from portal import ratelimit
-from registrations.models import Message, Registration, SecureDevice
+from registrations.models import Registration, SecureDevice
 
 # Eight characters without look-alikes (no 0/O, 1/I/L): 31**8, about 40 bits.
 PIN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -53,9 +50,6 @@ CLAIMABLE = (Device.WHITELISTED, Device.EXPIRED)
 REGISTER = "register"
 PAIR = "pair"
 PAIR_FAILED = "pair_failed"
-MESSAGE = "message"
-RELEASE = "release"
-RENAME = "rename"
 
 
 class RegistrationError(Exception):
@@ -148,23 +142,6 @@ class PairingUnavailable(RegistrationError):
 RateLimited = ratelimit.RateLimited
 
 
-@dataclass(frozen=True)
-class Quota:
-    """A device's message allowance: (per minute, per day) limits, what is left, reset times."""
-
-    limits: tuple[int, int]
-    remaining: tuple[int, int]
-    resets: tuple[int, int]
-
-
-class MessagesRateLimited(RateLimited):
-    """A device sent more messages than its quota allows."""
-
-    def __init__(self, retry_after: int, quota: Quota):
-        super().__init__(retry_after)
-        self.quota = quota
-
-
 # --- secrets and certificates ------------------------------------------------------
 
 
@@ -206,13 +183,13 @@ def public_user_id(user) -> str:
     return uuid.uuid5(USER_ID_NAMESPACE, str(user.pk)).hex
 
 
-def _require_certificate(certificate) -> x509.Certificate:
+def require_certificate(certificate) -> x509.Certificate:
     if certificate is None:
         raise CertificateRequired()
     return certificate
 
 
-def _require_trust(connector: Connector, certificate: x509.Certificate, identity: str, ip):
+def require_trust(connector: Connector, certificate: x509.Certificate, identity: str, ip):
     if not chains_to_connector(connector, certificate):
         device_services.record_event(
             connector.pk,
@@ -244,7 +221,7 @@ def initiate_registration(
 
     An earlier pending request for the same device turns REVOKED.
     """
-    certificate = _require_certificate(certificate)
+    certificate = require_certificate(certificate)
     if not isinstance(device_type_id, str) or not isinstance(vendor_device_id, str):
         raise InvalidRequest('"deviceTypeId" and "vendorDeviceId" are required strings')
     connector = Connector.objects.filter(pk=device_type_id).first() if device_type_id else None
@@ -254,7 +231,7 @@ def initiate_registration(
     ratelimit.hit(
         "registration", fingerprint, ratelimit.Rate.parse(settings.RATE_LIMIT_REGISTRATION)
     )
-    _require_trust(connector, certificate, vendor_device_id[:160], ip)
+    require_trust(connector, certificate, vendor_device_id[:160], ip)
     try:
         identity = normalize_identity(vendor_device_id, connector.identity_format)
     except InvalidIdentity as exc:
@@ -325,7 +302,7 @@ def _replace_pending(connector, identity, pin, nonce, certificate, fingerprint, 
 
 def _registration_for_device(rid, certificate, ip) -> Registration:
     """The registration `rid`, if `certificate` is the one that started it (404, 403)."""
-    certificate = _require_certificate(certificate)
+    certificate = require_certificate(certificate)
     registration = (
         Registration.objects.select_related("connector").filter(rid=rid).first()
         if isinstance(rid, str) and PUBLIC_ID.fullmatch(rid)
@@ -344,7 +321,7 @@ def _registration_for_device(rid, certificate, ip) -> Registration:
             ip,
         )
         raise CertificateMismatch()
-    _require_trust(registration.connector, certificate, registration.vendor_device_id, ip)
+    require_trust(registration.connector, certificate, registration.vendor_device_id, ip)
     return registration
 
 
@@ -676,6 +653,15 @@ def confirm_pairing(user, rid: str, name, ip) -> Registration:
     return registration
 
 
+def awaiting_completion(user):
+    """Registrations the user confirmed whose device has not completed yet."""
+    return Registration.objects.filter(
+        user=user,
+        status=Registration.PENDING_DEVICE_COMPLETION,
+        expires_at__gt=timezone.now(),
+    ).select_related("connector")
+
+
 # --- expiry ----------------------------------------------------------------------------
 
 
@@ -713,188 +699,3 @@ def expire_stale_registrations(batch_size: int | None = None) -> int:
         total += claimed
         if len(rows) < batch_size:
             return total
-
-
-# --- secure messages -------------------------------------------------------------------
-
-
-def authenticate_secure_device(authorization, certificate, ip) -> Device:
-    """The device behind `bearer <accessToken>`, presented with its own certificate.
-
-    The token alone is not enough, nor the certificate alone.
-    """
-    certificate = _require_certificate(certificate)
-    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
-    ratelimit.peek("secure-authfail", str(ip), failures)
-    scheme, _, token = (authorization if isinstance(authorization, str) else "").partition(" ")
-    token = token.strip()
-    secure = (
-        SecureDevice.objects.select_related("device__connector")
-        .filter(token_hash=sha256_hex(token), device__status=Device.PROVISIONED)
-        .first()
-        if scheme.lower() == "bearer" and token
-        else None
-    )
-    if secure is None:
-        ratelimit.hit("secure-authfail", str(ip), failures)
-        raise InvalidToken()
-    device = secure.device
-    if not hmac.compare_digest(
-        secure.certificate_fingerprint, certificate_fingerprint(certificate)
-    ):
-        device_services.record_event(
-            device.connector_id,
-            device.identity,
-            device_services.Event.AUTH_FAILED,
-            "access token presented with another certificate than the device's",
-            ip,
-        )
-        ratelimit.hit("secure-authfail", str(ip), failures)
-        raise CertificateMismatch("the client certificate is not this device's")
-    _require_trust(device.connector, certificate, device.identity, ip)
-    return device
-
-
-def open_device_channel(authorization, sdid, certificate, ip) -> Device:
-    """A device registering its WebSocket session (seed 000's "register" frame)."""
-    device = authenticate_secure_device(authorization, certificate, ip)
-    if sdid is not None and sdid != device.secure.did:
-        raise WrongDevice()
-    device_services.record_event(
-        device.connector_id, device.identity, REGISTER, "device channel opened over WebSocket", ip
-    )
-    return device
-
-
-def _window_end(rate: ratelimit.Rate, now: float) -> int:
-    return (int(now // rate.seconds) + 1) * rate.seconds
-
-
-def _spend_message_quota(device: Device) -> Quota:
-    minute = ratelimit.Rate.parse(settings.RATE_LIMIT_MESSAGES)
-    day = ratelimit.Rate.parse(settings.RATE_LIMIT_MESSAGES_DAILY)
-    now = timezone.now().timestamp()
-    resets = (_window_end(minute, now), _window_end(day, now))
-    limits = (minute.count, day.count)
-    key = str(device.pk)
-    try:
-        # Look before counting, so a refused message spends neither allowance.
-        ratelimit.peek("msg-minute", key, minute)
-        ratelimit.peek("msg-day", key, day)
-        remaining = (
-            ratelimit.hit("msg-minute", key, minute),
-            ratelimit.hit("msg-day", key, day),
-        )
-    except RateLimited as exc:
-        raise MessagesRateLimited(exc.retry_after, Quota(limits, (0, 0), resets)) from exc
-    return Quota(limits, remaining, resets)
-
-
-def post_message(device: Device, sdid, data, channel: str, ip) -> tuple[Message, Quota]:
-    """Store one message from an authenticated secure device (REST or WebSocket)."""
-    did = device.secure.did
-    if sdid is not None and sdid != did:
-        device_services.record_event(
-            device.connector_id,
-            device.identity,
-            device_services.Event.AUTH_FAILED,
-            f"message for another device ({str(sdid)[:40]!r}) refused",
-            ip,
-        )
-        raise WrongDevice()
-    if data is None:
-        raise InvalidRequest('"data" is required')
-    encoded = json.dumps(data, separators=(",", ":"))
-    if len(encoded.encode()) > settings.DEVICE_MAX_BODY_BYTES:
-        raise InvalidRequest(f'"data" is larger than {settings.DEVICE_MAX_BODY_BYTES} bytes')
-    quota = _spend_message_quota(device)
-    now = timezone.now()
-    with transaction.atomic():
-        message = Message.objects.create(device=device, data=data, channel=channel, source_ip=ip)
-        device_services.record_event(
-            device.connector_id,
-            device.identity,
-            MESSAGE,
-            f"message {message.mid} via {channel}: {encoded[:300]}",
-            ip,
-        )
-        if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() >= 30:
-            Device.objects.filter(pk=device.pk).update(last_seen_at=now, last_ip=ip)
-    return message, quota
-
-
-# --- a user's own devices -----------------------------------------------------------------
-
-
-def owned_devices(user):
-    return (
-        Device.objects.filter(owner=user)
-        .select_related("connector", "secure")
-        .order_by("name", "identity")
-    )
-
-
-def awaiting_completion(user):
-    """Registrations the user confirmed whose device has not completed yet."""
-    return Registration.objects.filter(
-        user=user,
-        status=Registration.PENDING_DEVICE_COMPLETION,
-        expires_at__gt=timezone.now(),
-    ).select_related("connector")
-
-
-def messages_for_owner(device: Device):
-    """The device's messages since it became its current owner's."""
-    messages = Message.objects.filter(device=device).order_by("-id")
-    secure = getattr(device, "secure", None)
-    if secure is not None:
-        messages = messages.filter(created_at__gte=secure.registered_at)
-    return messages
-
-
-def rename_device(user, device: Device, name, ip) -> Device:
-    if device.owner_id != user.pk:
-        raise InvalidRequest("not your device")
-    name = clean_device_name(name)
-    Device.objects.filter(pk=device.pk, owner=user).update(name=name)
-    device_services.record_event(
-        device.connector_id,
-        device.identity,
-        RENAME,
-        f"renamed to {name!r} by its owner {user.get_username()}",
-        ip,
-    )
-    device.name = name
-    return device
-
-
-def release_device(user, device: Device, ip) -> None:
-    """The owner gives the device up: its token stops working and it may be paired again."""
-    if device.owner_id != user.pk:
-        raise InvalidRequest("not your device")
-    with transaction.atomic():
-        SecureDevice.objects.filter(device=device).update(token_hash=None)
-        Device.objects.filter(pk=device.pk).update(owner=None, name="")
-        device_services.record_event(
-            device.connector_id,
-            device.identity,
-            RELEASE,
-            f"released by its owner {user.get_username()}",
-            ip,
-        )
-        device_services.reset_device(
-            device, actor=f"released by its owner {user.get_username()}", ip=ip
-        )
-        transaction.on_commit(lambda: disconnect_device(device.pk))
-
-
-def device_group(device_pk: int) -> str:
-    """The channel-layer group a device's open WebSockets listen on."""
-    return f"secure-device-{device_pk}"
-
-
-def disconnect_device(device_pk: int) -> None:
-    """Close the device's open WebSockets, in whichever ASGI process they are."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(device_group(device_pk), {"type": "device.released"})

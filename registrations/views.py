@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from devices.models import Device
 from portal.net import client_ip
-from registrations import services
+from registrations import secure_devices, services
 from registrations.forms import DeviceNameForm, PairingForm
 
 # Where the registration a user matched by PIN waits for their confirmation.
@@ -100,9 +100,9 @@ def pair_confirm(request):
 
 @login_required
 def my_devices(request):
-    devices = list(services.owned_devices(request.user))
+    devices = list(secure_devices.owned_devices(request.user))
     for device in devices:
-        device.latest_message = services.messages_for_owner(device).first()
+        device.latest_message = secure_devices.messages_for_owner(device).first()
     waiting = services.awaiting_completion(request.user)
     return render(
         request, "registrations/my_devices.html", {"devices": devices, "waiting": waiting}
@@ -121,7 +121,9 @@ def my_device(request, device_id):
     device = _own_device(request, device_id)
     form = DeviceNameForm(request.POST or None, initial={"name": device.name})
     if request.method == "POST" and form.is_valid():
-        services.rename_device(request.user, device, form.cleaned_data["name"], client_ip(request))
+        secure_devices.rename_device(
+            request.user, device, form.cleaned_data["name"], client_ip(request)
+        )
         messages.success(request, f"Renamed to {device.name}.")
         return redirect("registrations:my-device", device_id=device.pk)
     return render(
@@ -130,7 +132,7 @@ def my_device(request, device_id):
         {
             "device": device,
             "form": form,
-            "device_messages": list(services.messages_for_owner(device)[:OWNER_MESSAGES]),
+            "device_messages": list(secure_devices.messages_for_owner(device)[:OWNER_MESSAGES]),
         },
     )
 
@@ -140,7 +142,7 @@ def my_device(request, device_id):
 def release(request, device_id):
     device = _own_device(request, device_id)
     if request.method == "POST":
-        services.release_device(request.user, device, client_ip(request))
+        secure_devices.release_device(request.user, device, client_ip(request))
         messages.success(request, f"{device.name or device.identity} is no longer yours.")
         return redirect("registrations:my-devices")
     return render(request, "registrations/release.html", {"device": device})

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from devices.models import Device, Event
 from portal.asgi import application
-from registrations import services
+from registrations import secure_devices
 from registrations.consumers import POLICY_VIOLATION
 from registrations.models import Message
 from tests.secure_devices import register
@@ -196,7 +196,7 @@ def test_releasing_the_device_closes_its_open_socket(registered, device_certific
         socket = DeviceSocket(device_certificate)
         await socket.connect()
         await socket.ask(register_frame(registered))
-        await database_sync_to_async(services.release_device)(alice, device, "127.0.0.1")
+        await database_sync_to_async(secure_devices.release_device)(alice, device, "127.0.0.1")
         reply = await socket.receive_json()
         assert reply["error"]["code"] == 401
         closed = await socket.receive_output(timeout=5)
