@@ -147,3 +147,15 @@ def test_the_owner_sees_messages_on_their_device_page(secure_client, registered,
     device_id = Message.objects.get().device_id
     page = alice_browser.get(f"/my/devices/{device_id}/").content.decode()
     assert "stepCount" in page and "4242" in page
+
+
+def test_the_connector_admin_sees_owner_and_messages_on_the_device_page(
+    secure_client, registered, secure_connector, vendor
+):
+    secure_client.message(registered["accessToken"], registered["did"], {"stepCount": 4242})
+    device_id = Message.objects.get().device_id
+    admin = Client()
+    admin.force_login(vendor)
+    page = admin.get(f"/connectors/{secure_connector.pk}/devices/{device_id}/").content.decode()
+    assert "Secure registration" in page and registered["did"] in page
+    assert "alice" in page and "4242" in page
