@@ -54,7 +54,7 @@ def authenticate_certificate(connector_id: str, cert: x509.Certificate, ip) -> D
             return device
         connector = device_services.get_connector(connector_id)
         ratelimit.peek("authfail", str(ip), failures)
-        identity = _identity_of(connector, cert)
+        identity = _check_usable(connector, cert, fingerprint)
         return _provision_on_first_use(connector, identity, cert, fingerprint, ip)
     except _Refused as refusal:
         connector = device_services.get_connector(connector_id)
@@ -108,35 +108,50 @@ def _bound_device(connector_id: str, cert, fingerprint: str) -> Device | None:
     return device
 
 
-def _identity_of(connector: Connector, cert) -> str:
+def _check_usable(connector: Connector, cert, fingerprint: str) -> str:
+    """Refuse certificates that are out of date, revoked or inactive; return the identity.
+
+    Refusals name the device the certificate belongs to when it is known, else its CN.
+    """
     try:
         common_name = crypto.common_name_of(cert.subject)
     except crypto.CryptoError as exc:
         raise _Refused(f"certificate refused: {exc}") from exc
     try:
-        return normalize_identity(common_name, connector.identity_format)
+        identity = normalize_identity(common_name, connector.identity_format)
+        identity_problem = ""
     except InvalidIdentity as exc:
-        raise _Refused(
-            f'certificate CN "{common_name[:160]}" is not an identity of this connector: {exc}',
-            identity=common_name[:160],
-        ) from exc
+        identity = ""
+        identity_problem = (
+            f'certificate CN "{common_name[:160]}" is not an identity of this connector: {exc}'
+        )
+    owner = (
+        Credential.objects.filter(
+            device__connector=connector, kind=Connector.CERTIFICATE, fingerprint=fingerprint
+        )
+        .values_list("device__identity", flat=True)
+        .first()
+    )
+    label = owner or identity or common_name[:160]
+    problem = _validity_problem(cert.not_valid_before_utc, cert.not_valid_after_utc, timezone.now())
+    if problem:
+        raise _Refused(problem, identity=label)
+    if services.is_revoked(connector, fingerprint):
+        raise _Refused("certificate was revoked", identity=label)
+    issued = IssuedCertificate.objects.filter(
+        authority__connector=connector, fingerprint=fingerprint
+    ).first()
+    if issued is not None and issued.state == IssuedCertificate.INACTIVE:
+        raise _Refused("certificate is inactive until it is provisioned", identity=label)
+    if identity_problem:
+        raise _Refused(identity_problem, identity=label)
+    return identity
 
 
 def _provision_on_first_use(
     connector: Connector, identity: str, cert, fingerprint: str, ip
 ) -> Device:
     now = timezone.now()
-    problem = _validity_problem(cert.not_valid_before_utc, cert.not_valid_after_utc, now)
-    if problem:
-        raise _Refused(problem, identity=identity)
-    if services.is_revoked(connector, fingerprint):
-        raise _Refused("certificate was revoked", identity=identity)
-    issued = IssuedCertificate.objects.filter(
-        authority__connector=connector, fingerprint=fingerprint
-    ).first()
-    if issued is not None and issued.state == IssuedCertificate.INACTIVE:
-        raise _Refused("certificate is inactive until it is provisioned", identity=identity)
-
     device = Device.objects.filter(connector=connector, identity=identity).first()
     if device is None:
         if not (connector.self_registration and connector.auth_mode == Connector.CERTIFICATE):

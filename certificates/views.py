@@ -4,11 +4,29 @@ public CA certificate and CRL.
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from certificates import services
-from certificates.models import CertificateAuthority
+from certificates.api.views import status_of
+from certificates.forms import AuthorityForm, IssueForm, TrustAnchorForm, VerificationForm
+from certificates.models import (
+    CertificateAuthority,
+    IssuedCertificate,
+    RevokedCertificate,
+    TrustAnchor,
+)
+from connectors.models import Connector
+from connectors.views import connector_context, get_connector
+from devices.models import Device
+from portal.net import client_ip
+
+ISSUED_ON_PAGE = 50
 
 
 def _authority_or_404(connector_id: str) -> CertificateAuthority:
@@ -36,3 +54,243 @@ def crl(request, connector_id, as_pem=False):
     response = HttpResponse(der, content_type="application/pkix-crl")
     response["Content-Disposition"] = f'inline; filename="{connector_id}.crl"'
     return response
+
+
+# --- portal -----------------------------------------------------------------------------
+
+
+def _audit(request) -> dict:
+    return {"actor": request.user.get_username(), "ip": client_ip(request)}
+
+
+def _page(request, connector, **extra) -> dict:
+    context = connector_context(request, connector, "certificates")
+    authority = services.authority_of(connector)
+    context.update(
+        authority=authority,
+        authority_form=AuthorityForm(),
+        issue_form=IssueForm(),
+        anchor_form=TrustAnchorForm(),
+        verification_form=VerificationForm(),
+        anchors=TrustAnchor.objects.filter(connector=connector),
+        anchor_limit=TrustAnchor.MAX_PER_CONNECTOR,
+        issued=(
+            IssuedCertificate.objects.filter(authority=authority)
+            .select_related("device")
+            .order_by("-id")[:ISSUED_ON_PAGE]
+            if authority
+            else []
+        ),
+        issued_count=IssuedCertificate.objects.filter(authority=authority).count()
+        if authority
+        else 0,
+        pki_base=request.build_absolute_uri(f"/pki/{connector.pk}/"),
+        authority_subject=(
+            services.authority_certificate(authority).subject.rfc4514_string() if authority else ""
+        ),
+    )
+    context.update(extra)
+    return context
+
+
+@login_required
+@require_GET
+def connector_certificates(request, connector_id):
+    """The connector's CA, what it issued, and its trust anchors."""
+    connector = get_connector(request, connector_id)
+    return render(request, "certificates/connector.html", _page(request, connector))
+
+
+def _refused(request, connector, error: services.CertificateError, **forms_with_errors):
+    messages.error(request, error.message)
+    return render(
+        request,
+        "certificates/connector.html",
+        _page(request, connector, **forms_with_errors),
+        status=status_of(error),
+    )
+
+
+@login_required
+@require_POST
+def authority_create(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = AuthorityForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "certificates/connector.html",
+            _page(request, connector, authority_form=form),
+            status=400,
+        )
+    try:
+        services.create_authority(
+            connector,
+            key_type=form.cleaned_data["key_type"],
+            subject=form.cleaned_data["subject"],
+            **_audit(request),
+        )
+    except services.CertificateError as exc:
+        return _refused(request, connector, exc, authority_form=form)
+    messages.success(request, "Certificate authority created.")
+    return redirect("certificates:connector", connector.pk)
+
+
+@login_required
+@require_POST
+def issue(request, connector_id):
+    """Issue one device certificate; a generated private key is shown on this page only."""
+    connector = get_connector(request, connector_id)
+    form = IssueForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "certificates/connector.html",
+            _page(request, connector, issue_form=form),
+            status=400,
+        )
+    data = form.cleaned_data
+    try:
+        issued = services.issue_certificate(
+            services.require_authority(connector),
+            common_name=data["name"],
+            serial=data["serial"],
+            csr=data["csr"],
+            key_type=data["key_type"],
+            **_audit(request),
+        )
+    except services.CertificateError as exc:
+        return _refused(request, connector, exc, issue_form=form)
+    context = connector_context(request, connector, "certificates")
+    context.update(issued=issued.certificate, private_key_pem=issued.private_key_pem)
+    response = render(request, "certificates/issued.html", context)
+    # The page holds a private key: keep it out of every cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke(request, connector_id, fingerprint):
+    connector = get_connector(request, connector_id)
+    try:
+        identities = services.revoke_certificate(connector, fingerprint, **_audit(request))
+    except services.CertificateError as exc:
+        messages.error(request, exc.message)
+    else:
+        owners = f" (device {', '.join(identities)})" if identities else ""
+        messages.success(request, f"Certificate revoked{owners}; it is refused from now on.")
+    return redirect(_back(request, connector))
+
+
+def _back(request, connector) -> str:
+    """Where a portal action returns to: the page it came from, if it is ours."""
+    target = request.POST.get("next", "")
+    if target.startswith(f"/connectors/{connector.pk}/") and "//" not in target:
+        return target
+    return reverse("certificates:connector", args=[connector.pk])
+
+
+@login_required
+@require_GET
+def device_certificates(request, connector_id, device_id):
+    """One device's certificates: serial, fingerprint, validity, state, with revoke buttons."""
+    connector = get_connector(request, connector_id)
+    device = get_object_or_404(Device, connector=connector, pk=device_id)
+    credentials = device.credentials.filter(kind=Connector.CERTIFICATE).order_by("-id")
+    issuers = {
+        anchor.fingerprint: anchor for anchor in TrustAnchor.objects.filter(connector=connector)
+    }
+    authority = services.authority_of(connector)
+    revoked = set(
+        RevokedCertificate.objects.filter(
+            connector=connector, fingerprint__in=[c.fingerprint for c in credentials]
+        ).values_list("fingerprint", flat=True)
+    )
+    rows = []
+    for credential in credentials:
+        if not credential.issuer_fingerprint:
+            issuer = "pinned (no CA)"
+        elif authority and credential.issuer_fingerprint == authority.fingerprint:
+            issuer = "connector CA"
+        elif credential.issuer_fingerprint in issuers:
+            issuer = f"trust anchor {issuers[credential.issuer_fingerprint]}"
+        else:
+            issuer = "a CA no longer on this connector"
+        rows.append(
+            {
+                "credential": credential,
+                "issuer": issuer,
+                "can_revoke": credential.fingerprint not in revoked,
+            }
+        )
+    context = connector_context(request, connector, "devices")
+    context.update(device=device, rows=rows, now=timezone.now())
+    return render(request, "certificates/device.html", context)
+
+
+@login_required
+@require_POST
+def anchor_add(request, connector_id):
+    connector = get_connector(request, connector_id)
+    form = TrustAnchorForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "certificates/connector.html",
+            _page(request, connector, anchor_form=form),
+            status=400,
+        )
+    try:
+        anchor = services.add_trust_anchor(
+            connector,
+            form.cleaned_data["certificate"],
+            name=form.cleaned_data["name"],
+            **_audit(request),
+        )
+    except services.CertificateError as exc:
+        return _refused(request, connector, exc, anchor_form=form)
+    messages.success(
+        request,
+        f"Trust anchor uploaded. Prove you hold its key with a certificate whose CN is "
+        f"{anchor.verification_code}.",
+    )
+    return redirect(reverse("certificates:connector", args=[connector.pk]) + f"#anchor-{anchor.pk}")
+
+
+@login_required
+@require_POST
+def anchor_verify(request, connector_id, anchor_id):
+    connector = get_connector(request, connector_id)
+    anchor = get_object_or_404(TrustAnchor, connector=connector, pk=anchor_id)
+    form = VerificationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Paste the verification certificate.")
+        return redirect("certificates:connector", connector.pk)
+    try:
+        services.verify_trust_anchor(anchor, form.cleaned_data["certificate"], **_audit(request))
+    except services.CertificateError as exc:
+        return _refused(request, connector, exc)
+    messages.success(
+        request, f"Trust anchor {anchor} verified: its device certificates are trusted."
+    )
+    return redirect("certificates:connector", connector.pk)
+
+
+ANCHOR_ACTIONS = ("enable", "disable", "delete")
+
+
+@login_required
+@require_POST
+def anchor_action(request, connector_id, anchor_id, action):
+    connector = get_connector(request, connector_id)
+    anchor = get_object_or_404(TrustAnchor, connector=connector, pk=anchor_id)
+    if action not in ANCHOR_ACTIONS:
+        raise Http404("no such action")
+    if action == "delete":
+        services.delete_trust_anchor(anchor, **_audit(request))
+        messages.success(request, f"Trust anchor {anchor} deleted.")
+    else:
+        services.set_trust_anchor_enabled(anchor, action == "enable", **_audit(request))
+        messages.success(request, f"Trust anchor {anchor} {action}d.")
+    return redirect("certificates:connector", connector.pk)

@@ -1,6 +1,6 @@
 """Device API paths, served on <connector-id>.<DEVICE_DOMAIN> and under /c/<connector-id>/."""
 
-from django.urls import path
+from django.urls import include, path
 
 from devices import device_views
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("provision/activate", device_views.activate, name="device-activate"),
     path("api:v1/stack/alias", device_views.alias, name="device-alias"),
     path("timestamp", device_views.timestamp, name="device-timestamp"),
+    # Certificate self-provisioning for owner apps (§3.4); API-token authenticated.
+    path("foundry/certificates/", include("certificates.foundry_urls")),
 ]

@@ -9,6 +9,8 @@ urlpatterns = [
     path("c/<str:connector_id>/", include(("devices.device_urls", "device"), namespace="c")),
     path("timestamp", device_views.timestamp),
     path("pki/<str:connector_id>/", include("certificates.pki_urls")),
+    path("connectors/<str:connector_id>/certificates/", include("certificates.urls")),
+    path("api/v1/connectors/<str:connector_id>/", include("certificates.api.urls")),
     path("api/v1/", include("connectors.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
