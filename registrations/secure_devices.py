@@ -9,6 +9,7 @@ dialect maps them with its one table.
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -29,6 +30,7 @@ from registrations.services import (
     WrongDevice,
     certificate_fingerprint,
     clean_device_name,
+    delete_in_batches,
     require_certificate,
     require_trust,
     sha256_hex,
@@ -231,3 +233,12 @@ def disconnect_device(device_pk: int) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(device_group(device_pk), {"type": "device.released"})
+
+
+def purge_old_messages(batch_size: int = 10_000) -> int:
+    """Delete messages older than DATA_RETENTION_DAYS (0 keeps them), like data points."""
+    days = settings.DATA_RETENTION_DAYS
+    if not days:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    return delete_in_batches(Message.objects.filter(created_at__lt=cutoff), batch_size)

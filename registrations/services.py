@@ -699,3 +699,26 @@ def expire_stale_registrations(batch_size: int | None = None) -> int:
         total += claimed
         if len(rows) < batch_size:
             return total
+
+
+def purge_ended_registrations(batch_size: int = 10_000) -> int:
+    """Delete requests that ended longer ago than EVENT_RETENTION_DAYS (0 keeps them);
+    the event log told their story, and keeps it as long as it keeps events."""
+    days = settings.EVENT_RETENTION_DAYS
+    if not days:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    ended = Registration.objects.exclude(status__in=Registration.PENDING).filter(
+        created_at__lt=cutoff
+    )
+    return delete_in_batches(ended, batch_size)
+
+
+def delete_in_batches(queryset, batch_size: int) -> int:
+    """Short transactions, so devices registering meanwhile never wait long."""
+    count = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return count
+        count += queryset.model.objects.filter(pk__in=ids).delete()[0]

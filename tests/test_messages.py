@@ -2,12 +2,15 @@
 rate-limit headers, and where messages can be read afterwards."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from devices.models import Event
 from registrations.models import Message
+from registrations.tasks import purge_old_records
 from tests.conftest import bearer_client
 from tests.secure_devices import SecureDeviceClient, register
 from tests.tls import make_ca, make_certificate
@@ -159,3 +162,12 @@ def test_the_connector_admin_sees_owner_and_messages_on_the_device_page(
     page = admin.get(f"/connectors/{secure_connector.pk}/devices/{device_id}/").content.decode()
     assert "Secure registration" in page and registered["did"] in page
     assert "alice" in page and "4242" in page
+
+
+def test_messages_past_the_data_retention_are_purged_daily(secure_client, registered, settings):
+    settings.DATA_RETENTION_DAYS = 30
+    for number in range(3):
+        secure_client.message(registered["accessToken"], registered["did"], {"n": number})
+    Message.objects.filter(data={"n": 0}).update(created_at=timezone.now() - timedelta(days=31))
+    assert purge_old_records.apply().get()["message"] == 1
+    assert sorted(row["n"] for row in Message.objects.values_list("data", flat=True)) == [1, 2]

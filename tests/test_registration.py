@@ -10,7 +10,7 @@ from django.utils import timezone
 from devices.models import Device, Event
 from registrations import services
 from registrations.models import Registration, SecureDevice
-from registrations.tasks import expire_registrations
+from registrations.tasks import expire_registrations, purge_old_records
 from tests.secure_devices import (
     REGISTRATIONS,
     SecureDeviceClient,
@@ -266,3 +266,16 @@ def test_initiating_too_often_with_one_certificate_is_429(
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     assert response.json()["error"]["code"] == 429
+
+
+def test_ended_requests_past_the_event_retention_are_purged_pending_ones_kept(
+    secure_client, secure_connector, settings
+):
+    settings.EVENT_RETENTION_DAYS = 30
+    old = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
+    secure_client.initiate(secure_connector, "a1b2c3d4")
+    secure_client.initiate(secure_connector, "e5f6a7b8")
+    Registration.objects.update(created_at=timezone.now() - timedelta(days=31))
+    assert purge_old_records.apply().get()["registration"] == 1
+    assert not Registration.objects.filter(rid=old["rid"]).exists()
+    assert Registration.objects.count() == 2
