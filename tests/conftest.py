@@ -135,5 +135,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+# Secure registration (tests/secure_devices.py): a trusted vendor CA, device certificates,
+# a device client presenting its certificate as the proxy forwards it, a pairing user, and
+# the ASGI application behind nginx (secure_frontend) for WebSockets over real TLS.
+from tests.secure_devices import (  # noqa: E402, F401
+    alice,
+    alice_browser,
+    asgi_server,
+    device_ca,
+    device_certificate,
+    secure_client,
+    secure_connector,
+    secure_frontend,
+    vendor,
+)
+
 # Real TLS through nginx (tests/tls.py): nginx_proxy yields its https URL and CA file.
 from tests.tls import nginx_proxy, nginx_server  # noqa: E402, F401

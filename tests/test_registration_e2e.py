@@ -40,6 +40,7 @@ def user(django_user_model):
     return django_user_model.objects.create_user("alice", "alice@example.com", "pairing-pass-42")
 
 
+@pytest.mark.browser
 def test_a_device_registers_by_pin_and_its_messages_reach_my_devices(
     secure_frontend, secure_connector, device_files, user
 ):
