@@ -220,15 +220,19 @@ def prepare(
     listen_host: str = "127.0.0.1",
     proxy_bind: str | None = None,
     certificate_dir: Path | None = None,
+    proxy_secret: str | None = None,
 ) -> LocalProxy:
-    """Write everything nginx needs under `run_dir`; return the command that runs it."""
+    """Write everything nginx needs under `run_dir`; return the command that runs it.
+
+    Without `proxy_secret`, one is made once in run_dir/proxy-secret.
+    """
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError("nginx is not installed")
     run_dir.mkdir(parents=True, exist_ok=True)
     server = ensure_server_certificate(certificate_dir or run_dir, hostnames)
     secret_file = run_dir / "proxy-secret"
-    secret = ensure_proxy_secret(secret_file)
+    secret = proxy_secret or ensure_proxy_secret(secret_file)
     config_file = run_dir / "nginx.conf"
     listen = f"[{listen_host}]:{port}" if ":" in listen_host else f"{listen_host}:{port}"
     config_file.write_text(
@@ -264,3 +268,32 @@ def wait_until_listening(process: subprocess.Popen, host: str, port: int, timeou
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nginx did not listen on {host}:{port} within {timeout} s")
+
+
+def local_front_end(
+    var_dir: Path, *, port: int, upstream: str, device_domain: str, proxy_secret: str = ""
+) -> LocalProxy | None:
+    """The HTTPS port of `make run`, or None when nginx is not installed."""
+    if nginx_binary() is None:
+        return None
+    return prepare(
+        var_dir / "nginx",
+        port=port,
+        upstream=upstream,
+        hostnames=["localhost", f"*.{device_domain}", "127.0.0.1", "::1"],
+        proxy_secret=proxy_secret or None,
+    )
+
+
+def banner_lines(proxy: LocalProxy | None, device_domain: str) -> list[str]:
+    """What `make run` says about HTTPS and client certificates."""
+    if proxy is None:
+        return [
+            "  HTTPS:           off (nginx is not installed; apt install nginx or brew install",
+            "                   nginx for TLS with client certificates on a second port)",
+        ]
+    return [
+        f"  HTTPS:           https://localhost:{proxy.port}/   TLS with client certificates,",
+        f"                   devices at https://<connector-id>.{device_domain}:{proxy.port}/;",
+        f"                   verify the server with --cacert {proxy.server.ca_file}",
+    ]

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from certificates import devproxy
+
 STOP_GRACE_SECONDS = 15
 
 
@@ -38,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes")
         parser.add_argument("--threads", type=int, default=8, help="threads per web process")
         parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes")
+        parser.add_argument(
+            "--https-port", type=int, default=8443, help="nginx with client certificates; 0: off"
+        )
 
     def children(self, options) -> list[Child]:
         python = sys.executable
@@ -66,7 +71,20 @@ class Command(BaseCommand):
             # Exactly one scheduler per deployment, however many workers there are.
             Child("beat", [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO"]),
         ]  # fmt: skip
-        # The HTTPS front end (client certificates, second port) joins here as one more Child.
+        # The HTTPS front end: nginx with client certificates on a second port, when installed.
+        self.proxy = None
+        if options["https_port"]:
+            self.proxy = devproxy.local_front_end(
+                settings.VAR_DIR,
+                port=options["https_port"],
+                upstream=f"{options['host']}:{options['port']}",
+                device_domain=settings.DEVICE_DOMAIN,
+                proxy_secret=settings.PROXY_SHARED_SECRET,
+            )
+        if self.proxy is not None:
+            # The web processes believe the certificate header only with nginx's secret.
+            os.environ["PROXY_SHARED_SECRET"] = self.proxy.proxy_secret
+            children.append(Child("https", self.proxy.argv))
         return children
 
     def handle(self, *args, **options):
@@ -147,6 +165,7 @@ class Command(BaseCommand):
             f"  Management API:  {base}/api/v1/   (docs at {base}/api/docs/)",
             f"  Device API:      http://<connector-id>.{settings.DEVICE_DOMAIN}:{port}/"
             f"   or {base}/c/<connector-id>/",
+            *devproxy.banner_lines(self.proxy, settings.DEVICE_DOMAIN),
             "Press Ctrl-C to stop.",
             "",
         ]
