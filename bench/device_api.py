@@ -91,10 +91,18 @@ class Result:
     p99_ms: float
     statuses: dict[int, int]
     socket_errors: int
+    # CPU seconds the server side spent during the run: gunicorn, its PostgreSQL backends.
+    app_cpu: float = 0.0
+    database_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU (gunicorn + PostgreSQL) per request, in milliseconds."""
+        return (self.app_cpu + self.database_cpu) / self.requests * 1000 if self.requests else 0.0
 
     def unexpected(self, expected: int) -> int:
         wrong = sum(count for status, count in self.statuses.items() if status != expected)
@@ -117,16 +125,23 @@ def bench_environment(args) -> dict[str, str]:
         "RATE_LIMIT_ACTIVATE": UNLIMITED,
         "RATE_LIMIT_ACTIVATE_IP": UNLIMITED,
         "LOG_LEVEL": "WARNING",
+        # Connections kept for the whole bench, so CpuMeter sees every backend's CPU.
+        "DB_CONN_MAX_AGE": "3600",
         "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_CONN_HEALTH_CHECKS": args.conn_health_checks,
     }
 
 
-def recreate_database(postgres_url: str) -> None:
+def recreate_database(postgres_url: str, synchronous_commit: str = "on") -> None:
     import psycopg
 
     with psycopg.connect(f"{postgres_url.rstrip('/')}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
+        if synchronous_commit != "on":
+            conn.execute(
+                f"ALTER DATABASE {DATABASE_NAME} SET synchronous_commit = {synchronous_commit}"
+            )
 
 
 def flush_redis(redis_url: str) -> None:
@@ -318,6 +333,53 @@ def stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by the server side: gunicorn's processes and the bench database's backends.
+
+    Throughput on a busy machine swings with everyone else's load; CPU per
+    request barely does, so it is the steadier way to compare scenarios.
+    """
+
+    def __init__(self, server: subprocess.Popen, postgres_url: str):
+        import psycopg
+
+        self.server = server
+        self.conn = psycopg.connect(f"{postgres_url.rstrip('/')}/{DATABASE_NAME}", autocommit=True)
+
+    def _pids(self) -> tuple[list[int], list[int]]:
+        children = Path(f"/proc/{self.server.pid}/task/{self.server.pid}/children")
+        app = [self.server.pid, *(int(pid) for pid in children.read_text().split())]
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [DATABASE_NAME],
+        ).fetchall()
+        return app, [pid for (pid,) in rows]
+
+    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+        app, database = self._pids()
+        return {pid: process_cpu(pid) for pid in app}, {pid: process_cpu(pid) for pid in database}
+
+    def since(self, before) -> tuple[float, float]:
+        """(app, database) CPU seconds since `before`; processes born since count whole."""
+        after = self.snapshot()
+        return tuple(
+            sum(cpu - then.get(pid, 0.0) for pid, cpu in now.items())
+            for now, then in zip(after, before, strict=True)
+        )
+
+    def close(self):
+        self.conn.close()
+
+
 def request(address, port, method, path, host, body="", authorization=None) -> tuple[int, bytes]:
     import http.client
 
@@ -478,6 +540,7 @@ def print_table(scenarios: list[Scenario], results: dict[str, list[Result]]) -> 
     """Print the table and the targets; return whether every response was as expected."""
     runs = len(results["bare view"])
     bare = [result.rate for result in results["bare view"]]
+    bare_cpu = [result.cpu_ms for result in results["bare view"]]
     rows = []
     valid = True
     for scenario in scenarios:
@@ -491,27 +554,39 @@ def print_table(scenarios: list[Scenario], results: dict[str, list[Result]]) -> 
                 spread([result.p50_ms for result in measured], 1),
                 spread([result.p99_ms for result in measured], 1),
                 spread([r.rate / b for r, b in zip(measured, bare, strict=True)], 2),
+                spread([result.cpu_ms for result in measured], 2),
+                spread([c / r.cpu_ms for r, c in zip(measured, bare_cpu, strict=True)], 2),
                 str(wrong) if not wrong else f"{wrong} !!",
             ]
         )
-    header = ["scenario", "requests/s", "p50 ms", "p99 ms", "× bare", "unexpected"]
+    header = [
+        "scenario",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "× bare",
+        "CPU ms/req",
+        "CPU × bare",
+        "unexpected",
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print()
     print(f"median of {runs} run(s), range in brackets" if runs > 1 else "one run")
     for row in [header, ["-" * width for width in widths], *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     print()
-    print("targets (ratio of requests/s, median over runs):")
+    print("targets: measured ratio of requests/s, then the ratio CPU per request predicts")
     for name, reference, minimum in TARGETS:
         if name not in results or reference not in results:
             continue
-        ratios = [
-            mine.rate / theirs.rate
-            for mine, theirs in zip(results[name], results[reference], strict=True)
-        ]
-        ratio = statistics.median(ratios)
-        verdict = "met" if ratio >= minimum else "MISSED"
-        print(f"  {name} ≥ {minimum} × {reference}: {spread(ratios, 2)}  {verdict}")
+        pairs = list(zip(results[name], results[reference], strict=True))
+        ratios = [mine.rate / theirs.rate for mine, theirs in pairs]
+        predicted = [theirs.cpu_ms / mine.cpu_ms for mine, theirs in pairs if mine.cpu_ms]
+        verdict = "met" if statistics.median(ratios) >= minimum else "MISSED"
+        print(
+            f"  {name} ≥ {minimum} × {reference}: {spread(ratios, 2)}  {verdict}"
+            f"   (by CPU: {spread(predicted, 2)})"
+        )
     for scenario in scenarios:
         for number, result in enumerate(results[scenario.name], 1):
             if result.unexpected(scenario.expected_status):
@@ -556,6 +631,19 @@ def parse_args():
     parser.add_argument(
         "--python-client", action="store_true", help="use the Python client even if wrk exists"
     )
+    # Experiments: what a settings change would buy, without touching Gatehouse's settings.
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=["on", "off"],
+        default="on",
+        help="PostgreSQL synchronous_commit for the bench database (experiment)",
+    )
+    parser.add_argument(
+        "--conn-health-checks",
+        choices=["on", "off"],
+        default="on",
+        help="Django CONN_HEALTH_CHECKS, a SELECT 1 per request while on (experiment)",
+    )
     return parser.parse_args()
 
 
@@ -574,7 +662,7 @@ def main() -> int:
     os.environ.update(env)
     sys.path.insert(0, str(BASE_DIR))
     print(f"database {DATABASE_NAME}, Redis {args.redis}: recreating", flush=True)
-    recreate_database(args.postgres)
+    recreate_database(args.postgres, args.synchronous_commit)
     flush_redis(args.redis)
     started = time.monotonic()
     fixture = prepare_data(args, pool_size)
@@ -625,6 +713,7 @@ def main() -> int:
     acknowledged_writes = 0
     acknowledged_activations = args.token_devices + args.password_devices
     results: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
+    meter = CpuMeter(server, args.postgres)
     try:
         # A device's first Basic write pays the slow password hash; later ones hit the
         # verified-credential cache. Pay it here so the timed runs see the steady state.
@@ -639,7 +728,9 @@ def main() -> int:
         for number in range(1, args.runs + 1):
             for scenario in scenarios:
                 warm = load(scenario, port, args.warmup, args, workdir)
+                before = meter.snapshot()
                 result = load(scenario, port, args.duration, args, workdir)
+                result.app_cpu, result.database_cpu = meter.since(before)
                 results[scenario.name].append(result)
                 if scenario.path == write_path:
                     acknowledged_writes += warm.statuses.get(204, 0)
@@ -650,10 +741,14 @@ def main() -> int:
                 print(
                     f"run {number}  {scenario.name:<12} {result.rate:8.0f} req/s  "
                     f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+                    f"CPU {result.cpu_ms:5.2f} ms/req "
+                    f"({result.app_cpu / max(result.requests, 1) * 1000:.2f} gunicorn + "
+                    f"{result.database_cpu / max(result.requests, 1) * 1000:.2f} PostgreSQL)  "
                     f"(warm-up {warm.rate:.0f} req/s)",
                     flush=True,
                 )
     finally:
+        meter.close()
         stop(server)
     log = (workdir / "gunicorn.log").read_text().strip()
     if log:

@@ -34,6 +34,8 @@ class RedisCommands:
         self.client = redis.Redis.from_url(redis_url)
         self.db = self.client.connection_pool.connection_kwargs.get("db", 0)
         self.commands: list[str] = []
+        # Connect (and SELECT the db) now, so that is not counted as the request's.
+        self.client.ping()
 
     def __enter__(self):
         self.monitor = self.client.monitor().__enter__()
@@ -80,7 +82,11 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
     setup_args = SimpleNamespace(
-        token_devices=4, password_devices=2, postgres=args.postgres, redis=args.redis
+        token_devices=4,
+        password_devices=2,
+        postgres=args.postgres,
+        redis=args.redis,
+        conn_health_checks="on",
     )
     env = device_api.bench_environment(setup_args)
     os.environ.update(env)
