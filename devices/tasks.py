@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from devices import services
+from devices import imports, services
 
 
 @shared_task
@@ -13,3 +13,9 @@ def expire_whitelist() -> int:
 def purge_old_records() -> dict[str, int]:
     """Daily: drop events and data points past their retention."""
     return services.purge_old_records()
+
+
+@shared_task
+def run_whitelist_import(import_id: int) -> None:
+    """A CSV whitelist import too large to run during its upload request."""
+    imports.run_import(import_id)

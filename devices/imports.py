@@ -1,0 +1,843 @@
+"""Bulk whitelisting from CSV (§4, seed 002) and the export in the same format.
+
+`start_import` stores the upload and runs it inline when it is small, on a
+Celery worker when it is large. `run_import` is the engine. It works in two
+phases so that nothing reaches the devices table before the whole file has
+been read:
+
+1. Stream the file once through the `csv` module and validate every row,
+   naming the physical line where the row starts. Good rows are staged: in a
+   temporary table fed by COPY on PostgreSQL, in a spool file elsewhere.
+   Progress and the error count are committed every batch for pollers.
+2. Unless this is a dry run, or `abort` met a bad row, move the staged rows
+   into the devices table in one transaction.
+
+So `abort` writes nothing unless every row is good, and a file that breaks off
+half-way (bad bytes, malformed quoting) writes nothing at all.
+
+Header: the first non-blank line names the columns, `ID,TLS Client
+Certificate,Tags` as in seed 002. Names are matched without regard to case or
+surrounding spaces and in any order; `ID` is required, the other two may be
+left out. Rows whose cells are all empty (spreadsheets append them) are skipped.
+"""
+
+import codecs
+import csv
+import io
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.models import Connector
+from devices import services
+from devices.models import Credential, Device, Event, WhitelistImport
+
+logger = logging.getLogger(__name__)
+
+HEADER = ("ID", "TLS Client Certificate", "Tags")
+_COLUMN_KEYS = {"id": "identity", "tls client certificate": "certificate", "tags": "tags"}
+_COLUMN_NAMES = {"identity": "ID", "certificate": "TLS Client Certificate", "tags": "Tags"}
+_EXPECTED_HEADER = ",".join(HEADER)
+# Enough of the upload to tell a CSV file from something else before storing it.
+_HEAD_BYTES = 64 * 1024
+_ERROR_REPORT_HEADER = ("line", "identity", "message")
+
+
+class InvalidImportFile(services.InvalidData):
+    default_message = "the file is not a whitelist CSV file"
+
+
+class ImportTooLarge(services.InvalidData):
+    default_message = "the file is too large"
+
+
+class _BadRow(Exception):
+    """One row's refusal, with the identity as it was written."""
+
+    def __init__(self, message: str, identity: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.identity = identity[:160]
+
+
+class _BrokenFile(Exception):
+    """The file cannot be read on from this line: bad bytes or malformed CSV."""
+
+
+@dataclass(slots=True)
+class _Certificate:
+    pem: str
+    fingerprint: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(slots=True)
+class _Row:
+    line: int
+    identity: str
+    tags: list
+    tags_json: str
+    certificate: _Certificate | None
+
+
+# --- starting an import ---------------------------------------------------------
+
+
+def start_import(
+    connector: Connector,
+    fileobj,
+    *,
+    dry_run: bool = False,
+    on_error: str = WhitelistImport.ABORT,
+    user=None,
+) -> WhitelistImport:
+    """Store an uploaded CSV file under MEDIA_ROOT and run it.
+
+    Small files run here and come back finished; larger ones go to a worker
+    once the caller's transaction commits, and their progress is polled.
+    `fileobj` is a binary file (an UploadedFile or anything with read/seek).
+    Raises InvalidImportFile or ImportTooLarge and stores nothing for a file
+    that is plainly not a whitelist CSV.
+    """
+    if on_error not in dict(WhitelistImport.ON_ERROR):
+        raise services.InvalidData('on_error must be "abort" or "skip"')
+    size = _size_of(fileobj)
+    if size > settings.IMPORT_MAX_BYTES:
+        raise ImportTooLarge(f"the file is larger than {settings.IMPORT_MAX_BYTES} bytes")
+    _check_head(fileobj)
+    record = WhitelistImport(
+        connector=connector,
+        created_by=user if user is not None and user.is_authenticated else None,
+        dry_run=dry_run,
+        on_error=on_error,
+    )
+    content = fileobj if isinstance(fileobj, File) else File(fileobj)
+    record.file.save(f"{connector.pk}-{uuid.uuid4().hex}.csv", content, save=False)
+    record.save()
+    if size <= settings.IMPORT_INLINE_MAX_BYTES:
+        return run_import(record.pk)
+    from devices import tasks  # the tasks module imports this one
+
+    transaction.on_commit(partial(tasks.run_whitelist_import.delay, record.pk))
+    return record
+
+
+def _size_of(fileobj) -> int:
+    size = getattr(fileobj, "size", None)
+    if size is None:
+        fileobj.seek(0, io.SEEK_END)
+        size = fileobj.tell()
+        fileobj.seek(0)
+    return size
+
+
+def _check_head(fileobj) -> None:
+    """Refuse empty, binary and non-UTF-8 files, and a bad header, before storing anything."""
+    head = fileobj.read(_HEAD_BYTES)
+    fileobj.seek(0)
+    if not isinstance(head, bytes):
+        raise TypeError("start_import needs a file opened in binary mode")
+    if not head.strip():
+        raise InvalidImportFile("the file is empty")
+    if b"\0" in head:
+        raise InvalidImportFile("the file is binary, not CSV text")
+    try:
+        # An incremental decoder: a character cut in two by the limit is not an error.
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(
+            head, final=len(head) < _HEAD_BYTES
+        )
+    except UnicodeDecodeError as exc:
+        raise InvalidImportFile("the file is not UTF-8 text") from exc
+    try:
+        rows = _rows(io.StringIO(text, newline=""))
+        line, header = next(rows)
+    except StopIteration as exc:
+        raise InvalidImportFile("the file is empty") from exc
+    except _BrokenFile as exc:
+        raise InvalidImportFile(str(exc)) from exc
+    _columns(line, header)
+
+
+# --- reading the file ------------------------------------------------------------
+
+
+@contextmanager
+def _open_lines(record: WhitelistImport) -> Iterator[Iterator[bytes]]:
+    """The stored upload's lines as bytes, each ending in its LF or CR LF."""
+    with record.file.storage.open(record.file.name, "rb") as opened:
+        # The plain file object when there is one: Django's File iterates lines
+        # in Python, several times slower over a million of them.
+        yield getattr(opened, "file", opened)
+
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text line by line, so a bad byte is reported on its own line.
+
+    Line ends are kept: the csv module then keeps CR LF inside quoted PEM cells.
+    """
+    for number, line in enumerate(lines, 1):
+        if number == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BrokenFile(f"line {number}: the file is not UTF-8 text") from exc
+
+
+def _rows(text) -> Iterator[tuple[int, list[str]]]:
+    """(line where the row starts, cells) for each row that is not blank."""
+    reader = csv.reader(text, strict=True)
+    end = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _BrokenFile(f"line {reader.line_num}: malformed CSV ({exc})") from exc
+        start, end = end + 1, reader.line_num
+        if cells and (cells[0].strip() or any(cell.strip() for cell in cells)):
+            yield start, cells
+
+
+def _columns(line: int, header: list[str]) -> dict[str, int]:
+    """Column key → position, from the header row; InvalidImportFile if it is not one."""
+    columns = {}
+    for position, name in enumerate(header):
+        key = _COLUMN_KEYS.get(name.strip().lower())
+        if key is None:
+            raise InvalidImportFile(
+                f'line {line}: unknown column "{name[:60]}"; the header is '
+                f'"{_EXPECTED_HEADER}" (the last two columns may be left out)'
+            )
+        if key in columns:
+            raise InvalidImportFile(f'line {line}: column "{name}" appears twice')
+        columns[key] = position
+    if "identity" not in columns:
+        raise InvalidImportFile(f'line {line}: the header has no "ID" column')
+    return columns
+
+
+# --- checking rows ----------------------------------------------------------------
+
+
+_NO_TAGS = ([], "[]")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class _RowChecker:
+    """Validates rows of one file: format, duplicates, tags and pinned certificates."""
+
+    def __init__(self, connector: Connector, columns: dict[str, int]):
+        self.connector = connector
+        self.format = connector.identity_format
+        self.width = len(columns)
+        self.identity_at = columns["identity"]
+        self.certificate_at = columns.get("certificate")
+        self.tags_at = columns.get("tags")
+        self.names = sorted(columns, key=columns.get)
+        self.now = timezone.now()
+        self.saw_private_key = False
+        # Identity → line of its first row. At a million rows this is the
+        # largest thing the import holds in memory (about 150 MB).
+        self.seen: dict[str, int] = {}
+
+    def check(self, line: int, cells: list[str]) -> _Row:
+        if len(cells) != self.width:
+            raw = cells[self.identity_at].strip() if len(cells) > self.identity_at else ""
+            if len(cells) > self.width:
+                raise _BadRow(
+                    f"too many columns: {len(cells)} cells where the header has {self.width}",
+                    raw,
+                )
+            missing = ", ".join(_COLUMN_NAMES[key] for key in self.names[len(cells) :])
+            raise _BadRow(f"missing column: {missing}", raw)
+        raw = cells[self.identity_at].strip()
+        try:
+            identity = normalize_identity(raw, self.format)
+        except InvalidIdentity as exc:
+            raise _BadRow(str(exc), raw) from exc
+        first = self.seen.setdefault(identity, line)
+        if first != line:
+            raise _BadRow(f"duplicate in file: the same ID is on line {first}", raw)
+        tags, tags_json = (
+            self._tags(cells[self.tags_at], raw) if self.tags_at is not None else _NO_TAGS
+        )
+        certificate = None
+        if self.certificate_at is not None and cells[self.certificate_at].strip():
+            certificate = self._certificate(cells[self.certificate_at], identity, raw)
+        return _Row(line, identity, tags, tags_json, certificate)
+
+    def _tags(self, cell: str, raw: str) -> tuple[list, str]:
+        """The cleaned tags and their JSON text."""
+        if not cell.strip():
+            return _NO_TAGS
+        try:
+            parsed = json.loads(cell)
+        except ValueError as exc:
+            raise _BadRow(f"Tags is not valid JSON ({exc})", raw) from exc
+        try:
+            tags = services.validate_tags(parsed)
+        except services.InvalidData as exc:
+            raise _BadRow(f"Tags: {exc.message}", raw) from exc
+        if "\\u" in cell:
+            # JSON escapes can carry what PostgreSQL's jsonb refuses to store.
+            for tag in tags:
+                for text in tag.values():
+                    if "\x00" in text or _has_surrogate(text):
+                        raise _BadRow("Tags hold a NUL or an unpaired surrogate character", raw)
+        # Most files already hold clean JSON: keep the text rather than encode again.
+        return tags, (cell if tags == parsed else json.dumps(tags))
+
+    def _certificate(self, cell: str, identity: str, raw: str) -> _Certificate:
+        text = cell.strip()
+        if "PRIVATE KEY" in text:
+            self.saw_private_key = True
+            raise _BadRow(
+                "TLS Client Certificate holds a private key; upload the certificate only", raw
+            )
+        try:
+            found = x509.load_pem_x509_certificates(text.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise _BadRow("TLS Client Certificate is not a PEM certificate", raw) from exc
+        if len(found) != 1:
+            raise _BadRow(
+                f"TLS Client Certificate holds {len(found)} certificates; pin exactly one", raw
+            )
+        certificate = found[0]
+        common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(common_names) != 1:
+            raise _BadRow("the certificate subject needs exactly one CN, set to the ID", raw)
+        common_name = str(common_names[0].value)
+        # The CN goes through the identity format too, so a MAC address in
+        # upper case in the certificate still names the same device.
+        try:
+            matches = normalize_identity(common_name, self.format) == identity
+        except InvalidIdentity:
+            matches = False
+        if not matches:
+            raise _BadRow(
+                f'certificate CN "{common_name[:160]}" does not match the ID "{identity}"', raw
+            )
+        if certificate.not_valid_after_utc <= self.now:
+            raise _BadRow(
+                f"the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}", raw
+            )
+        return _Certificate(
+            pem=certificate.public_bytes(Encoding.PEM).decode("ascii"),
+            fingerprint=certificate.fingerprint(hashes.SHA256()).hex(),
+            serial=format(certificate.serial_number, "x"),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+        )
+
+
+# --- staging good rows --------------------------------------------------------------
+
+
+class _Conflicted(Exception):
+    """Rows whose identity someone else whitelisted while the import ran."""
+
+    def __init__(self, rows: list[tuple[int, str]]):
+        super().__init__(f"{len(rows)} rows whitelisted elsewhere")
+        self.rows = rows
+
+
+def _constant_columns(model: type[Model], template: Model, taken: set[str]):
+    """(columns, SQL expressions, parameters) for every field not in `taken`.
+
+    Built from the model's own fields and defaults, so a field added to the
+    model later is filled the way `Model.save()` would fill it.
+    """
+    columns, expressions, params = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.attname in taken:
+            continue
+        value = field.get_db_prep_save(field.pre_save(template, add=True), connection)
+        columns.append(connection.ops.quote_name(field.column))
+        expressions.append(f"CAST(%s AS {field.cast_db_type(connection)})")
+        params.append(value)
+    return columns, expressions, params
+
+
+_NO_CERTIFICATE = (None,) * 5
+
+
+class _PostgresStage:
+    """Good rows in a session-private temporary table, loaded with COPY per batch."""
+
+    def __init__(self, import_id: int):
+        self.table = connection.ops.quote_name(f"whitelist_import_{import_id}")
+        self.count = 0
+        self.with_certificates = 0
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.table} (line integer, identity text, tags jsonb,"
+                " certificate_pem text, fingerprint text, serial text,"
+                " not_before timestamptz, not_after timestamptz)"
+            )
+
+    def add(self, rows: list[_Row]) -> None:
+        with connection.cursor() as cursor, cursor.copy(f"COPY {self.table} FROM STDIN") as copy:
+            for row in rows:
+                pinned = row.certificate
+                if pinned is None:
+                    copy.write_row((row.line, row.identity, row.tags_json, *_NO_CERTIFICATE))
+                else:
+                    self.with_certificates += 1
+                    copy.write_row(
+                        (
+                            row.line,
+                            row.identity,
+                            row.tags_json,
+                            pinned.pem,
+                            pinned.fingerprint,
+                            pinned.serial,
+                            pinned.not_before,
+                            pinned.not_after,
+                        )
+                    )
+        self.count += len(rows)
+
+    def write(self, template: Device) -> tuple[int, list[tuple[int, str]]]:
+        """Insert the staged rows; (devices created, rows someone else whitelisted first)."""
+        device_table = connection.ops.quote_name(Device._meta.db_table)
+        columns, expressions, params = _constant_columns(Device, template, {"identity", "tags"})
+        insert = (
+            f"INSERT INTO {device_table} (identity, tags, {', '.join(columns)}) "  # noqa: S608
+            f"SELECT identity, tags, {', '.join(expressions)} FROM {self.table} ORDER BY line "
+            "ON CONFLICT (connector_id, identity) DO NOTHING"
+        )
+        with connection.cursor() as cursor:
+            if not self.with_certificates:
+                cursor.execute(insert, params)
+                created = cursor.rowcount
+            else:
+                pinned = Credential(kind=Connector.CERTIFICATE, state=Credential.INACTIVE)
+                cert_fields = {"device_id", "certificate_pem", "fingerprint", "serial"}
+                cert_fields |= {"not_before", "not_after"}
+                cert_columns, cert_expressions, cert_params = _constant_columns(
+                    Credential, pinned, cert_fields
+                )
+                cursor.execute(
+                    f"WITH new AS ({insert} RETURNING id, identity), pinned AS ("  # noqa: S608
+                    f"INSERT INTO {connection.ops.quote_name(Credential._meta.db_table)} "
+                    "(device_id, certificate_pem, fingerprint, serial, not_before, not_after, "
+                    f"{', '.join(cert_columns)}) "
+                    "SELECT new.id, staged.certificate_pem, staged.fingerprint, staged.serial, "
+                    f"staged.not_before, staged.not_after, {', '.join(cert_expressions)} "
+                    f"FROM new JOIN {self.table} AS staged USING (identity) "
+                    "WHERE staged.certificate_pem IS NOT NULL) SELECT count(*) FROM new",
+                    params + cert_params,
+                )
+                created = cursor.fetchone()[0]
+            late = []
+            if created != self.count:
+                # Rows the ON CONFLICT skipped: their device is not the one created here.
+                cursor.execute(
+                    f"SELECT staged.line, staged.identity FROM {self.table} AS staged "  # noqa: S608
+                    f"JOIN {device_table} AS device ON device.connector_id = %s "
+                    "AND device.identity = staged.identity "
+                    "WHERE device.created_at <> %s ORDER BY staged.line",
+                    [template.connector_id, template.created_at],
+                )
+                late = cursor.fetchall()
+        return created, late
+
+    def close(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+class _SpoolStage:
+    """Good rows in a temporary file, written with bulk_create (SQLite and the rest)."""
+
+    def __init__(self, import_id: int):
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self.count = 0
+
+    def add(self, rows: list[_Row]) -> None:
+        for row in rows:
+            pinned = row.certificate
+            certificate = None
+            if pinned is not None:
+                certificate = [
+                    pinned.pem,
+                    pinned.fingerprint,
+                    pinned.serial,
+                    pinned.not_before.isoformat(),
+                    pinned.not_after.isoformat(),
+                ]
+            self.file.write(json.dumps([row.line, row.identity, row.tags, certificate]) + "\n")
+        self.count += len(rows)
+
+    def _batches(self) -> Iterator[list[_Row]]:
+        self.file.seek(0)
+        batch = []
+        for text in self.file:
+            line, identity, tags, certificate = json.loads(text)
+            if certificate is not None:
+                pem, fingerprint, serial, not_before, not_after = certificate
+                certificate = _Certificate(
+                    pem,
+                    fingerprint,
+                    serial,
+                    datetime.fromisoformat(not_before),
+                    datetime.fromisoformat(not_after),
+                )
+            batch.append(_Row(line, identity, tags, "", certificate))
+            if len(batch) >= settings.IMPORT_BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def write(self, template: Device) -> tuple[int, list[tuple[int, str]]]:
+        created, late = 0, []
+        for batch in self._batches():
+            # Inside the caller's transaction; on SQLite that holds the write
+            # lock, so nobody can whitelist one of these identities meanwhile.
+            taken = set(
+                Device.objects.filter(
+                    connector_id=template.connector_id,
+                    identity__in=[row.identity for row in batch],
+                ).values_list("identity", flat=True)
+            )
+            late += [(row.line, row.identity) for row in batch if row.identity in taken]
+            fresh = [row for row in batch if row.identity not in taken]
+            devices = Device.objects.bulk_create(
+                Device(
+                    connector_id=template.connector_id,
+                    identity=row.identity,
+                    status=template.status,
+                    tags=row.tags,
+                    activation_expires_at=template.activation_expires_at,
+                )
+                for row in fresh
+            )
+            Credential.objects.bulk_create(
+                Credential(
+                    device=device,
+                    kind=Connector.CERTIFICATE,
+                    state=Credential.INACTIVE,
+                    certificate_pem=row.certificate.pem,
+                    fingerprint=row.certificate.fingerprint,
+                    serial=row.certificate.serial,
+                    not_before=row.certificate.not_before,
+                    not_after=row.certificate.not_after,
+                )
+                for row, device in zip(fresh, devices, strict=True)
+                if row.certificate is not None
+            )
+            created += len(devices)
+        return created, late
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _whitelisted(connector: Connector, identities: list[str]) -> set[str]:
+    """Which of `identities` the connector already has, in one query."""
+    if not identities:
+        return set()
+    if connection.vendor == "postgresql":
+        # One array parameter: an IN list of thousands of placeholders costs
+        # ten times more to build and plan.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT identity FROM {connection.ops.quote_name(Device._meta.db_table)} "  # noqa: S608
+                "WHERE connector_id = %s AND identity = ANY(%s)",
+                [connector.pk, identities],
+            )
+            return {identity for (identity,) in cursor.fetchall()}
+    return set(
+        Device.objects.filter(connector=connector, identity__in=identities).values_list(
+            "identity", flat=True
+        )
+    )
+
+
+# --- running an import ---------------------------------------------------------------
+
+
+def run_import(import_id: int) -> WhitelistImport:
+    """Run a pending import to its end; a second call for the same import does nothing."""
+    claimed = WhitelistImport.objects.filter(pk=import_id, status=WhitelistImport.PENDING).update(
+        status=WhitelistImport.RUNNING
+    )
+    record = WhitelistImport.objects.select_related("connector", "created_by").get(pk=import_id)
+    if not claimed:
+        return record
+    run = _ImportRun(record)
+    try:
+        run.execute()
+    except Exception:  # noqa: BLE001 - an import must never be left "running" forever.
+        logger.exception("whitelist import %s stopped", import_id)
+        run.fail("the import stopped unexpectedly; nothing was written")
+    finally:
+        run.close()
+    return record
+
+
+class _ImportRun:
+    """The state of one run: counters, the first errors, the error report spool."""
+
+    def __init__(self, record: WhitelistImport):
+        self.record = record
+        self.connector = record.connector
+        self.batch_size = settings.IMPORT_BATCH_SIZE
+        self.processed = 0
+        self.error_count = 0
+        self.errors: list[dict] = []
+        self.report = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+        self.report_writer = csv.writer(self.report, lineterminator="\n")
+        self.report_writer.writerow(_ERROR_REPORT_HEADER)
+        self.stage = None
+        self.checker = None
+
+    # The phases ---------------------------------------------------------------
+
+    def execute(self) -> None:
+        try:
+            total = self._count()
+            WhitelistImport.objects.filter(pk=self.record.pk).update(total=total)
+            self.record.total = total
+            self._validate()
+        except (_BrokenFile, InvalidImportFile) as exc:
+            self.fail(str(exc))
+            return
+        if self.record.dry_run:
+            self._finish(WhitelistImport.DONE, created=0)
+        elif self.error_count and self.record.on_error == WhitelistImport.ABORT:
+            self._finish(WhitelistImport.FAILED, created=0)
+        else:
+            self._write()
+
+    def _count(self) -> int:
+        """Rows after the header, so the progress bar has an end from the start.
+
+        Counts line ends outside quotes: a newline inside a quoted cell (a PEM
+        certificate) leaves an odd number of quotes before it. Cheaper than
+        parsing twice; blank rows are not told apart, so `_finish` corrects it.
+        """
+        rows, quoted = 0, False
+        with _open_lines(self.record) as lines:
+            for text in lines:
+                if text.count(b'"') % 2:
+                    quoted = not quoted
+                if not quoted and text.strip(b" \t\r\n,"):
+                    rows += 1
+        return max(rows - 1, 0)
+
+    def _validate(self) -> None:
+        with _open_lines(self.record) as lines:
+            rows = _rows(_decoded(lines))
+            try:
+                line, header = next(rows)
+            except StopIteration as exc:
+                raise InvalidImportFile("the file is empty") from exc
+            self.checker = checker = _RowChecker(self.connector, _columns(line, header))
+            if not self.record.dry_run:
+                stage_class = _PostgresStage if connection.vendor == "postgresql" else _SpoolStage
+                self.stage = stage_class(self.record.pk)
+            batch: list[_Row | tuple[int, _BadRow]] = []
+            for line, cells in rows:
+                self.processed += 1
+                try:
+                    batch.append(checker.check(line, cells))
+                except _BadRow as exc:
+                    batch.append((line, exc))
+                if len(batch) >= self.batch_size:
+                    self._settle(batch)
+                    batch = []
+            self._settle(batch)
+
+    def _settle(self, batch: list) -> None:
+        """Check a batch against the whitelist (one query), stage its good rows, report."""
+        taken = _whitelisted(
+            self.connector, [row.identity for row in batch if isinstance(row, _Row)]
+        )
+        good = []
+        errors_before = len(self.errors)
+        for row in batch:
+            if not isinstance(row, _Row):
+                line, problem = row
+                self._reject(line, problem.identity, problem.message)
+            elif row.identity in taken:
+                self._reject(row.line, row.identity, "already whitelisted in this connector")
+            else:
+                good.append(row)
+        # After the first bad row under `abort` nothing will be written: stop staging.
+        staging = not (self.error_count and self.record.on_error == WhitelistImport.ABORT)
+        if self.stage is not None and staging and good:
+            self.stage.add(good)
+        progress = {"processed": self.processed, "error_count": self.error_count}
+        if len(self.errors) != errors_before:
+            progress["errors"] = self.errors
+        WhitelistImport.objects.filter(pk=self.record.pk).update(**progress)
+
+    def _write(self) -> None:
+        template = Device(
+            connector=self.connector,
+            status=Device.WHITELISTED,
+            activation_expires_at=services.activation_deadline(self.connector),
+        )
+        abort = self.record.on_error == WhitelistImport.ABORT
+        try:
+            with transaction.atomic():
+                created, late = self.stage.write(template)
+                if late and abort:
+                    raise _Conflicted(late)
+                for line, identity in late:
+                    self._reject(line, identity, "already whitelisted in this connector")
+                self._finish(WhitelistImport.DONE, created=created)
+        except _Conflicted as exc:
+            for line, identity in exc.rows:
+                self._reject(line, identity, "already whitelisted in this connector")
+            self._finish(WhitelistImport.FAILED, created=0)
+
+    # Reporting ------------------------------------------------------------------
+
+    def _reject(self, line: int | None, identity: str, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < settings.IMPORT_MAX_STORED_ERRORS:
+            self.errors.append({"line": line, "identity": identity, "message": message})
+        self.report_writer.writerow((line, identity, message))
+
+    def fail(self, message: str) -> None:
+        """End the import as failed with a file-level error; nothing is written."""
+        self._reject(None, "", message)
+        self._finish(WhitelistImport.FAILED, created=0)
+
+    def _finish(self, status: str, *, created: int) -> None:
+        record = self.record
+        record.status = status
+        record.processed = self.processed
+        record.total = max(record.total, self.processed)
+        record.created = created
+        record.errors = self.errors
+        record.error_count = self.error_count
+        record.finished_at = timezone.now()
+        self._store_report()
+        record.save(
+            update_fields=[
+                "status",
+                "processed",
+                "total",
+                "created",
+                "errors",
+                "error_count",
+                "finished_at",
+            ]
+        )
+        if not record.dry_run:
+            # One event for the whole import, not one per row: a million
+            # `whitelist` lines would drown the live log and double the work.
+            services.record_event(self.connector.pk, "", Event.IMPORT, self._summary())
+
+    def _summary(self) -> str:
+        record = self.record
+        who = f" by {record.created_by.get_username()}" if record.created_by else ""
+        if record.status == WhitelistImport.DONE:
+            skipped = f", {record.error_count} bad rows skipped" if record.error_count else ""
+            return f"CSV import {record.pk}{who}: {record.created} whitelisted{skipped}"
+        return f"CSV import {record.pk}{who} refused: {record.error_count} errors, nothing written"
+
+    def _store_report(self) -> None:
+        storage, name = self.record.file.storage, error_report_name(self.record)
+        if storage.exists(name):
+            storage.delete(name)
+        if self.error_count:
+            self.report.flush()
+            self.report.seek(0)
+            storage.save(name, File(self.report))
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+        self.report.close()
+        if self.checker is not None and self.checker.saw_private_key:
+            # Private keys must not stay at rest; the error report names no key.
+            self.record.file.storage.delete(self.record.file.name)
+
+
+# --- reports and export -----------------------------------------------------------------
+
+
+def error_report_name(record: WhitelistImport) -> str:
+    """Where the full error report of an import is kept, next to its upload."""
+    return record.file.name.removesuffix(".csv") + "-errors.csv"
+
+
+def error_report_chunks(record: WhitelistImport) -> Iterator[bytes]:
+    """The full error report (`line,identity,message`) as CSV bytes."""
+    storage, name = record.file.storage, error_report_name(record)
+    if not record.error_count or not storage.exists(name):
+        yield (",".join(_ERROR_REPORT_HEADER) + "\n").encode()
+        return
+    with storage.open(name, "rb") as report:
+        yield from iter(partial(report.read, 64 * 1024), b"")
+
+
+def export_devices_csv(connector: Connector, chunk_rows: int = 2000) -> Iterator[str]:
+    """Every device of `connector` in the import format, as CSV text chunks.
+
+    Pinned certificates (the newest inactive or active certificate credential)
+    are written as PEM, so the file re-imports into another connector as is.
+    Devices are read in primary-key pages: memory stays flat at any size.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    last_id = 0
+    while True:
+        page = list(
+            Device.objects.filter(connector=connector, pk__gt=last_id)
+            .order_by("pk")
+            .values_list("pk", "identity", "tags")[:chunk_rows]
+        )
+        if not page:
+            break
+        pems = dict(
+            Credential.objects.filter(
+                device_id__in=[pk for pk, _, _ in page],
+                kind=Connector.CERTIFICATE,
+                state__in=[Credential.INACTIVE, Credential.ACTIVE],
+            )
+            .order_by("device_id", "pk")
+            .values_list("device_id", "certificate_pem")
+        )
+        for pk, identity, tags in page:
+            writer.writerow((identity, pems.get(pk, ""), json.dumps(tags) if tags else ""))
+        last_id = page[-1][0]
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
