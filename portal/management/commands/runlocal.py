@@ -159,9 +159,9 @@ class Command(BaseCommand):
         lines = [
             "",
             "Gatehouse is running.",
-            f"  Portal:          {base}/",
-            f"  Admin console:   {base}/admin/   (user admin; the password was printed on "
-            "first run, reset it with: python manage.py changepassword admin)",
+            f"  Portal:          {base}/   (sign in as admin with the password printed on the",
+            "                   first run; reset it with: python manage.py changepassword admin)",
+            f"  Admin console:   {base}/admin/",
             f"  Management API:  {base}/api/v1/   (docs at {base}/api/docs/)",
             f"  Device API:      http://<connector-id>.{settings.DEVICE_DOMAIN}:{port}/"
             f"   or {base}/c/<connector-id>/",

@@ -1,0 +1,177 @@
+"""Real processes for tests: subprocesses on the test database, and a Celery worker fixture.
+
+`Processes` starts commands that see the test database (the SQLite test
+database is a file, see settings) and the uploaded files, each with a var/
+folder of its own, so their filesystem broker, cache and beat schedule are
+private to the test. `celery_worker` is a running worker whose broker this
+test process also publishes to, so the tasks a test (or its live server)
+sends reach that worker and no other process on the machine.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from portal.celery import app
+
+STOP_SECONDS = 15
+READY_SECONDS = 30
+
+
+def url_of_test_database() -> str:
+    """A DATABASE_URL naming the database this test run created."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{credentials}@{db['HOST']}{port}/{db['NAME']}"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Processes:
+    """Subprocesses started for one test, each with its log file under `folder`."""
+
+    def __init__(self, folder, **environment):
+        self.folder = folder
+        self.var = folder / "var"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": url_of_test_database(),
+            # Their own var/: filesystem broker folders, beat schedule, cache and key.
+            "GATEHOUSE_VAR_DIR": str(self.var),
+            # Uploaded files (CSV imports) are shared with the test process.
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "PYTHONUNBUFFERED": "1",
+            **environment,
+        }
+        self.running: list[tuple[str, subprocess.Popen, object]] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "w")  # closed in stop()
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.running.append((name, process, log))
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.folder / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log(name)[-3000:]}" for name, _, _ in self.running)
+
+    def assert_alive(self) -> None:
+        for name, process, _ in self.running:
+            assert process.poll() is None, f"{name} exited\n{self.logs()}"
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        for _, process, _ in self.running:
+            if process.poll() is None:
+                process.send_signal(signum)
+        for _, process, log in self.running:
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+
+class CeleryWorker:
+    """A `celery worker` subprocess, with this process publishing to its private broker."""
+
+    def __init__(self, folder, **environment):
+        self.processes = Processes(folder, **environment)
+        broker = self.processes.var / "broker"
+        self.queue = broker / "queue"
+        self.processed = broker / "processed"
+        self._saved = None
+
+    def start(self) -> None:
+        for path in (self.queue, self.processed):
+            path.mkdir(parents=True, exist_ok=True)
+        self._publish_to_private_broker()
+        self.processes.start(
+            "worker",
+            [
+                sys.executable, "-m", "celery", "-A", "portal", "worker",
+                "--pool", "solo", "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "--hostname", f"test-worker-{os.getpid()}@%h",
+            ],
+        )  # fmt: skip
+
+    def wait_until_ready(self, timeout: float = READY_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.processes.log("worker"):
+            self.processes.assert_alive()
+            assert time.monotonic() < deadline, f"worker not ready\n{self.processes.logs()}"
+            time.sleep(0.1)
+
+    def assert_alive(self) -> None:
+        self.processes.assert_alive()
+
+    def logs(self) -> str:
+        return self.processes.logs()
+
+    def stop(self) -> None:
+        self.processes.stop()
+        if self._saved is not None:
+            app.conf.broker_url, app.conf.broker_transport_options = self._saved
+            self._close_producer_pool()
+
+    def _publish_to_private_broker(self) -> None:
+        self._saved = (app.conf.broker_url, app.conf.broker_transport_options)
+        app.conf.broker_url = "filesystem://"
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(self.queue),
+            "data_folder_out": str(self.queue),
+            "processed_folder": str(self.processed),
+            "store_processed": False,
+        }
+        self._close_producer_pool()
+
+    @staticmethod
+    def _close_producer_pool() -> None:
+        # Connections opened for the previous broker would keep publishing there.
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A running Celery worker on the test database; stopped before the database is flushed."""
+    worker = CeleryWorker(tmp_path)
+    try:
+        worker.start()
+        worker.wait_until_ready()
+        yield worker
+    finally:
+        worker.stop()
