@@ -624,6 +624,45 @@ def chains_to_connector(connector: Connector, cert: x509.Certificate) -> bool:
     return trusted_issuer(connector, cert, now) is not None
 
 
+def pin_certificate(device: Device, pem: str) -> Credential:
+    """Pin a certificate in a whitelisted device's entry (CSV column "TLS Client Certificate").
+
+    Only that certificate can then provision the device (§3.1). Its CN must be
+    the identity; an earlier pin is replaced.
+    """
+    try:
+        cert = crypto.load_certificate(pem or "")
+        common_name = crypto.common_name_of(cert.subject)
+    except crypto.CryptoError as exc:
+        raise InvalidInput(str(exc)) from exc
+    try:
+        identity = normalize_identity(common_name, device.connector.identity_format)
+    except InvalidIdentity:
+        identity = None
+    if identity != device.identity:
+        raise InvalidInput(
+            f'the certificate CN "{common_name[:160]}" does not match the ID "{device.identity}"'
+        )
+    if cert.not_valid_after_utc <= timezone.now():
+        raise InvalidInput(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if device.status != Device.WHITELISTED:
+        raise Conflict("only a whitelisted device's certificate can be pinned; reset it first")
+    with transaction.atomic():
+        Credential.objects.filter(
+            device=device, kind=Connector.CERTIFICATE, state=Credential.INACTIVE
+        ).delete()
+        return Credential.objects.create(
+            device=device,
+            kind=Connector.CERTIFICATE,
+            state=Credential.INACTIVE,
+            certificate_pem=crypto.to_pem(cert),
+            fingerprint=crypto.fingerprint(cert),
+            serial=crypto.serial_hex(cert),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+        )
+
+
 # --- self-provisioning (§3.4) ----------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
+from certificates import services
 from devices import services as device_services
 from devices.models import Credential, Device, Event
 from tests.conftest import DeviceClient
@@ -133,3 +134,26 @@ def test_a_certificate_without_a_cn_is_refused(cert_connector):
     )
     assert send(cert_connector, pem(no_cn)).status_code == 401
     assert reasons("")[-1] == ("auth_failed", "certificate refused: the subject has no CN")
+
+
+def test_a_pinned_certificate_is_the_only_one_that_provisions(cert_connector, whitelist):
+    device = whitelist(cert_connector, "00000001")
+    pinned = make_certificate("00000001")
+    services.pin_certificate(device, pinned.cert_pem)
+    assert send(cert_connector, make_certificate("00000001").cert_pem).status_code == 401
+    assert send(cert_connector, pinned.cert_pem).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("cert", "says"),
+    [
+        (lambda: make_certificate("00000002").cert_pem, 'does not match the ID "00000001"'),
+        (lambda: "nope", "not a PEM certificate"),
+        (lambda: make_certificate("00000001").key_pem, "private key"),
+    ],
+)
+def test_pinning_a_wrong_certificate_is_refused(cert_connector, whitelist, cert, says):
+    device = whitelist(cert_connector, "00000001")
+    with pytest.raises(services.InvalidInput, match=says):
+        services.pin_certificate(device, cert())
+    assert not Credential.objects.exists()
