@@ -880,3 +880,33 @@ def test_the_docs_page_loads_its_assets_from_our_static_files(client, owner):
     assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
     for asset in assets:
         assert finders.find(asset), asset
+
+
+def test_whitelisting_with_a_certificate_pins_it(api_client, connector):
+    from tests.tls import fingerprint, make_certificate, pem
+
+    issued = make_certificate("00000001")
+    response = api_client.post(
+        devices_url(connector), {"identity": "00000001", "certificate": pem(issued.cert)}
+    )
+    assert response.status_code == 201
+    pinned = Credential.objects.get(device__identity="00000001")
+    assert (pinned.kind, pinned.state) == ("certificate", "inactive")
+    assert pinned.fingerprint == fingerprint(issued.cert)
+
+
+@pytest.mark.parametrize("certificate", ["not a pem", "CN-MISMATCH"])
+def test_whitelisting_with_a_bad_certificate_is_400_and_writes_nothing(
+    api_client, connector, certificate
+):
+    from tests.tls import make_certificate, pem
+
+    if certificate == "CN-MISMATCH":
+        certificate = pem(make_certificate("00000002").cert)
+    response = api_client.post(
+        devices_url(connector), {"identity": "00000001", "certificate": certificate}
+    )
+    assert response.status_code == 400
+    assert response.json()["certificate"]
+    assert not Device.objects.exists()
+    assert not Event.objects.exists()

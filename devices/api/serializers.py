@@ -52,6 +52,13 @@ class WhitelistSerializer(serializers.Serializer):
     activation_window_seconds = serializers.IntegerField(
         min_value=60, max_value=MAX_WINDOW_SECONDS, required=False
     )
+    certificate = serializers.CharField(
+        max_length=20_000,
+        allow_blank=True,
+        required=False,
+        trim_whitespace=False,
+        help_text="PEM certificate to pin: only it may provision this identity (CN = identity).",
+    )
 
     def validate_identity(self, value):
         try:

@@ -4,7 +4,7 @@ Views parse input, call one service and let `STATUS_BY_ERROR` turn the
 service's refusal into a status code.
 """
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from drf_spectacular.types import OpenApiTypes
@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.response import Response
 
+from certificates import services as certificate_services
 from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import CONNECTOR_ID, METHODS, ConnectorScopedMixin
 from connectors.identity import InvalidIdentity, normalize_identity
@@ -167,15 +168,22 @@ class DeviceViewSet(
         serializer = WhitelistSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        device = services.whitelist_device(
-            self.get_connector(),
-            fields["identity"],
-            tags=fields.get("tags"),
-            name=fields.get("name", ""),
-            window_seconds=fields.get("activation_window_seconds"),
-            actor=self.actor(),
-            ip=client_ip(request),
-        )
+        # One transaction: a certificate that cannot be pinned leaves no entry behind.
+        with transaction.atomic():
+            device = services.whitelist_device(
+                self.get_connector(),
+                fields["identity"],
+                tags=fields.get("tags"),
+                name=fields.get("name", ""),
+                window_seconds=fields.get("activation_window_seconds"),
+                actor=self.actor(),
+                ip=client_ip(request),
+            )
+            if fields.get("certificate"):
+                try:
+                    certificate_services.pin_certificate(device, fields["certificate"])
+                except certificate_services.CertificateError as exc:
+                    raise exceptions.ValidationError({"certificate": [str(exc)]}) from exc
         return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
