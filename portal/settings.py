@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "connectors",
     "devices",
     "certificates",
+    "registrations",
     # Project-wide management commands (runlocal, ensure_admin).
     "portal",
 ]
@@ -174,6 +175,16 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 # WhiteNoise warns about a missing STATIC_ROOT; before the first collectstatic it is just empty.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# CSV whitelist imports (§4). Uploads and error reports live under MEDIA_ROOT,
+# which web and worker processes must share. A million rows with tags and no
+# certificates is about 100 MB.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=512 * 1024 * 1024)
+# Files up to this size are imported during the upload request; larger ones on a worker.
+IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=1024 * 1024)
+# Rows per whitelist lookup, progress update and write batch.
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=5000)
+# Errors kept on the import row; the full list is in the downloadable report.
+IMPORT_MAX_STORED_ERRORS = env.int("IMPORT_MAX_STORED_ERRORS", default=1000)
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -218,6 +229,30 @@ LONG_POLL_INTERVAL_SECONDS = env.float("LONG_POLL_INTERVAL_SECONDS", default=0.2
 CREDENTIAL_CACHE_SECONDS = env.int("CREDENTIAL_CACHE_SECONDS", default=300)
 EXPIRY_SWEEP_SECONDS = env.float("EXPIRY_SWEEP_SECONDS", default=60.0)
 EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=1000)
+# Retention in days for the event log and device data; 0 keeps them forever.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
+
+# Secure registration and messages (§3.3).
+REGISTRATION_WINDOW_SECONDS = env.int("REGISTRATION_WINDOW_SECONDS", default=15 * 60)
+# After the user pairs, the device has at least this long to complete.
+REGISTRATION_COMPLETION_SECONDS = env.int("REGISTRATION_COMPLETION_SECONDS", default=10 * 60)
+RATE_LIMIT_REGISTRATION = env.str("RATE_LIMIT_REGISTRATION", default="10/60")  # per certificate
+PAIRING_MAX_ATTEMPTS = env.int("PAIRING_MAX_ATTEMPTS", default=5)  # wrong guesses per request
+RATE_LIMIT_PAIRING_FAILURES = env.str("RATE_LIMIT_PAIRING_FAILURES", default="5/900")  # per user
+RATE_LIMIT_MESSAGES = env.str("RATE_LIMIT_MESSAGES", default="100/60")  # per device
+RATE_LIMIT_MESSAGES_DAILY = env.str("RATE_LIMIT_MESSAGES_DAILY", default="1000/86400")
+WEBSOCKET_MAX_ERRORS = env.int("WEBSOCKET_MAX_ERRORS", default=3)  # then the socket is closed
+# WebSocket groups: Redis when there is one, so every ASGI process reaches every socket.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Celery: Redis in production; with nothing configured, a broker kept in files
 # under var/ so a laptop runs the real worker and scheduler with no server.
@@ -240,9 +275,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "expire-registrations": {
+        "task": "registrations.tasks.expire_registrations",
+        "schedule": EXPIRY_SWEEP_SECONDS,
+    },
+    "purge-secure-records": {
+        "task": "registrations.tasks.purge_old_records",
+        "schedule": 24 * 3600.0,
+    },
     "expire-whitelist": {
         "task": "devices.tasks.expire_whitelist",
         "schedule": EXPIRY_SWEEP_SECONDS,
+    },
+    "purge-old-records": {
+        "task": "devices.tasks.purge_old_records",
+        "schedule": 24 * 3600.0,
     },
 }
 

@@ -1,16 +1,29 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from devices import device_views
+from portal import views as portal_views
 
 urlpatterns = [
+    path("", portal_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("connectors/", include("connectors.urls")),
+    path("connectors/<str:connector_id>/", include("devices.urls")),
+    path("connectors/<str:connector_id>/certificates/", include("certificates.urls")),
     path("admin/", admin.site.urls),
     path("c/<str:connector_id>/", include(("devices.device_urls", "device"), namespace="c")),
     path("timestamp", device_views.timestamp),
     path("pki/<str:connector_id>/", include("certificates.pki_urls")),
-    path("connectors/<str:connector_id>/certificates/", include("certificates.urls")),
+    path("v1.1/", include("registrations.device_urls")),
+    path("", include("registrations.urls")),
+    # Before the device paths, whose <path:identity> would swallow ".../messages/".
+    path("api/v1/", include("registrations.api.urls")),
     path("api/v1/connectors/<str:connector_id>/", include("certificates.api.urls")),
+    # Only literal paths (imports/…, devices.csv), so listing them first shadows nothing.
+    path("api/v1/connectors/<str:connector_id>/", include("devices.api.import_urls")),
     path("api/v1/", include("connectors.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
