@@ -11,8 +11,6 @@ from devices.models import Device, Event, WhitelistImport
 
 MAX_TAG_TEXT = 20_000
 MAX_CURSOR = 2**63 - 1
-# Upload size is bounded by the web server; this is the portal's own ceiling.
-MAX_CSV_BYTES = 200 * 1024 * 1024
 
 
 def parse_tags(text: str) -> list[dict]:
@@ -145,16 +143,6 @@ class ImportForm(forms.Form):
         initial=WhitelistImport.ABORT,
         widget=forms.RadioSelect(),
     )
-
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if upload.size == 0:
-            raise forms.ValidationError("The file is empty.")
-        if upload.size > MAX_CSV_BYTES:
-            raise forms.ValidationError(
-                f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB."
-            )
-        return upload
 
 
 class EventFilterForm(forms.Form):

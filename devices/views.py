@@ -279,14 +279,18 @@ def import_new(request, connector_id):
         from devices.imports import start_import
 
         data = form.cleaned_data
-        run = start_import(
-            connector,
-            data["file"],
-            dry_run=data["dry_run"],
-            on_error=data["on_error"],
-            user=request.user,
-        )
-        return redirect("devices:import", connector_id=connector.pk, import_id=run.pk)
+        try:
+            run = start_import(
+                connector,
+                data["file"],
+                dry_run=data["dry_run"],
+                on_error=data["on_error"],
+                user=request.user,
+            )
+        except services.InvalidData as exc:
+            form.add_error("file", f"{exc.message[:1].upper()}{exc.message[1:]}.")
+        else:
+            return redirect("devices:import", connector_id=connector.pk, import_id=run.pk)
     context = connector_context(request, connector, "import")
     context.update(
         form=form,
@@ -313,6 +317,7 @@ def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) 
         "processed": run.processed,
         "created": run.created,
         "error_count": run.error_count,
+        "good": max(0, run.processed - run.error_count),
         "errors": run.errors[:errors_shown] if finished else [],
     }
 

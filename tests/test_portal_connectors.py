@@ -106,7 +106,9 @@ def test_someone_elses_connector_is_404(other_client, connector, path):
     assert other_client.get(path.format(id=connector.pk)).status_code == 404
 
 
-@pytest.mark.parametrize("bad_id", ["nope", "dt" + "0" * 32, "%00", "x" * 300, "dt'--"])
+@pytest.mark.parametrize(
+    "bad_id", ["nope", "dt" + "0" * 32, "%00", "dt%00" + "0" * 31, "x" * 300, "dt'--"]
+)
 def test_unknown_connector_ids_are_404(owner_client, bad_id):
     assert owner_client.get(f"/connectors/{bad_id}/settings/").status_code == 404
     assert owner_client.get(f"/connectors/{bad_id}/devices/").status_code == 404

@@ -10,6 +10,7 @@
     processed: document.getElementById("import-processed"),
     total: document.getElementById("import-total"),
     created: document.getElementById("import-created"),
+    good: document.getElementById("import-good"),
     error_count: document.getElementById("import-error-count"),
   };
   if (Number(numbers.total.textContent) === 0) bar.removeAttribute("value");
@@ -28,7 +29,7 @@
       return;
     }
     for (const [key, element] of Object.entries(numbers)) {
-      element.textContent = state[key];
+      if (element) element.textContent = state[key];
     }
     badge.textContent = state.status_label;
     badge.dataset.status = state.status;

@@ -31,7 +31,7 @@
     stamp.dateTime = event.timestamp;
     stamp.textContent = event.time;
     time.appendChild(stamp);
-    const kind = cell("Kind", "", "");
+    const kind = cell("Kind", "kind-cell", "");
     const badge = document.createElement("span");
     badge.className = `kind kind-${event.kind}`;
     badge.title = event.kind_label;
@@ -41,8 +41,8 @@
       time,
       kind,
       cell("Device", "identity", event.identity || "—"),
-      cell("Detail", "", event.reason || "—"),
-      cell("Source", "mono small", event.source_ip),
+      cell("Detail", "detail", event.reason || "—"),
+      cell("Source", "mono small source", event.source_ip),
     );
     return tr;
   }
