@@ -6,6 +6,7 @@ import sys
 import time
 from io import StringIO
 from pathlib import Path
+from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import pytest
@@ -75,13 +76,14 @@ def post_form(url: str, body: str, host: str | None = None):
 def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_path):
     services.whitelist_device(connector, "00000001")
     services.whitelist_device(connector, "00000002")
-    port = free_port()
+    port, asgi_port = free_port(), free_port()
     processes = Processes(tmp_path)
     runner = processes.start(
         "runlocal",
         [
             sys.executable, "manage.py", "runlocal", "--port", str(port),
             "--web-workers", "1", "--threads", "2", "--worker-concurrency", "1",
+            "--asgi-port", str(asgi_port), "--https-port", "0",
         ],
     )  # fmt: skip
     try:
@@ -102,6 +104,16 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
         assert by_path.status == by_host.status == 200
         assert len(by_path.read()) == len(by_host.read()) == 40
         assert Device.objects.filter(status=Device.PROVISIONED).count() == 2
+        # The ASGI server (WebSockets) serves plain HTTP too; it may still be starting.
+        while True:
+            try:
+                asgi = urlopen(f"http://127.0.0.1:{asgi_port}/timestamp", timeout=10)
+                break
+            except URLError:
+                processes.assert_alive()
+                assert time.monotonic() < give_up, processes.logs()
+                time.sleep(0.2)
+        assert asgi.status == 200
         children = descendants(runner.pid)
         # gunicorn, the Celery worker and beat, and the processes they started.
         assert len(children) >= 3, processes.logs()

@@ -41,6 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8, help="threads per web process")
         parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes")
         parser.add_argument(
+            "--asgi-port", type=int, default=8001, help="WebSocket (ASGI) server port; 0: none"
+        )
+        parser.add_argument(
             "--https-port", type=int, default=8443, help="nginx with client certificates; 0: off"
         )
 
@@ -71,6 +74,15 @@ class Command(BaseCommand):
             # Exactly one scheduler per deployment, however many workers there are.
             Child("beat", [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO"]),
         ]  # fmt: skip
+        if options["asgi_port"]:
+            # WebSockets (/v1.1/websocket) need ASGI. The client address stays the
+            # proxy's, so portal.net believes the proxy's certificate header as for HTTP.
+            asgi = [
+                python, "-m", "uvicorn", "portal.asgi:application",
+                "--host", options["host"], "--port", str(options["asgi_port"]),
+                "--ws", "wsproto", "--lifespan", "off", "--no-proxy-headers",
+            ]  # fmt: skip
+            children.append(Child("asgi", asgi))
         # The HTTPS front end: nginx with client certificates on a second port, when installed.
         self.proxy = None
         if options["https_port"]:
@@ -108,7 +120,7 @@ class Command(BaseCommand):
             for child in children:
                 self.start(child)
             if self.wait_for_port(options["host"], options["port"], children, stop):
-                self.banner(options["port"])
+                self.banner(options)
             while not stop.wait(0.5):
                 failed = next((c for c in children if c.process.poll() is not None), None)
                 if failed:
@@ -154,7 +166,16 @@ class Command(BaseCommand):
                 stop.wait(0.2)
         return False
 
-    def banner(self, port: int) -> None:
+    def asgi_lines(self, options) -> list[str]:
+        if not options["asgi_port"]:
+            return []
+        return [
+            f"  WebSockets:      ws://localhost:{options['asgi_port']}/v1.1/websocket"
+            "   (secure devices, behind the HTTPS front end)"
+        ]
+
+    def banner(self, options) -> None:
+        port = options["port"]
         base = f"http://localhost:{port}"
         lines = [
             "",
@@ -165,6 +186,7 @@ class Command(BaseCommand):
             f"  Management API:  {base}/api/v1/   (docs at {base}/api/docs/)",
             f"  Device API:      http://<connector-id>.{settings.DEVICE_DOMAIN}:{port}/"
             f"   or {base}/c/<connector-id>/",
+            *self.asgi_lines(options),
             *devproxy.banner_lines(self.proxy, settings.DEVICE_DOMAIN),
             "Press Ctrl-C to stop.",
             "",
