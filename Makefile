@@ -13,6 +13,8 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 # Where make run's web server listens, e.g. make run PORT=8080
 PORT ?= 8000
+# More runlocal options, e.g. make run RUN_ARGS="--asgi-port 0 --https-port 0"
+RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test lint format check migrations-check constraints
@@ -42,8 +44,8 @@ run: venv
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) ensure_admin
-	@# runlocal starts every long-running process (and the HTTPS front end, once it exists).
-	exec $(MANAGE) runlocal --port $(PORT)
+	@# runlocal starts and stops every long-running process: web, worker, beat, asgi, https.
+	exec $(MANAGE) runlocal --port $(PORT) $(RUN_ARGS)
 
 test: venv
 	$(BIN)/python -m pytest $(ARGS)
