@@ -142,6 +142,33 @@ def registration(rid: str) -> Registration:
     return Registration.objects.get(rid=rid)
 
 
+def in_thread(function, timeout: float = 120.0):
+    """Run `function` in a thread of its own and return its result or raise its error.
+
+    For event-loop code (asgiref's async_to_sync, Playwright's sync API): the main
+    thread may already run a loop for the whole session (tests/browser keeps one
+    Chromium open there), and a thread has at most one.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = function()
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller as it was)
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name=getattr(function, "__name__", "in-thread"))
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"{thread.name} did not finish within {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
 # --- the ASGI application over real TLS ---------------------------------------------------
 
 

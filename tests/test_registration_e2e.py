@@ -14,6 +14,7 @@ from certificates import services as certificate_services
 from devices.models import Device
 from examples.device_simulator import SecureDevice
 from registrations.models import Message
+from tests.secure_devices import in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -51,64 +52,73 @@ def test_a_device_registers_by_pin_and_its_messages_reach_my_devices(
     started = device.initiate(secure_connector.pk, "a1b2c3d4")
     assert device.status() == {"status": "PENDING_USER_CONFIRMATION"}
 
-    # The device polls while the user pairs it in the browser.
-    seen = {}
-    poller = threading.Thread(
-        target=lambda: seen.update(device.wait_for("PENDING_DEVICE_COMPLETION", 60, 0.2))
-    )
-    poller.start()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(ignore_https_errors=True).new_page()
-        try:
-            page.goto(f"{secure_frontend.url}/login/?next=/pair/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "pairing-pass-42")
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("heading", name="Pair a device")).to_be_visible()
-
-            page.select_option("#id_device_type", secure_connector.pk)
-            page.fill("#id_pin", started["pin"])
-            page.fill("#id_serial_suffix", SERIAL[-4:])
-            page.get_by_role("button", name="Find the device").click()
-            expect(page.locator("#claim")).to_have_text("You are claiming a Acme Thermostat device")
-            page.fill("#id_name", "Hall thermostat")
-            page.get_by_role("button", name="Pair this Acme Thermostat").click()
-            expect(page.get_by_text("Waiting for the device")).to_be_visible()
-
-            poller.join(timeout=60)
-            assert seen == {"status": "PENDING_DEVICE_COMPLETION"}
-            done = device.complete()
-            assert device.status() == {"status": "REGISTERED", "did": done["did"]}
-
-            mid, limits = device.send_message(STEPS)
-            assert limits["x-rate-limit-limit"] == "100/1000"
-            assert limits["x-rate-limit-remaining"] == "99/999"
-            socket = device.websocket()
+    def pair_in_the_browser_while_the_device_polls():
+        # The device polls while the user pairs it in the browser.
+        seen = {}
+        poller = threading.Thread(
+            target=lambda: seen.update(device.wait_for("PENDING_DEVICE_COMPLETION", 60, 0.2))
+        )
+        poller.start()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_context(ignore_https_errors=True).new_page()
             try:
-                socket.send_json(
-                    {
-                        "type": "register",
-                        "sdid": device.did,
-                        "Authorization": f"bearer {device.token}",
-                    }
-                )
-                assert socket.receive_json() == {"data": {"code": "200", "message": "OK"}}
-                socket.send_json({"type": "message", "sdid": device.did, "data": {"door": "open"}})
-                socket_mid = socket.receive_json()["data"]["mid"]
-            finally:
-                socket.close()
+                page.goto(f"{secure_frontend.url}/login/?next=/pair/")
+                page.fill("#id_username", "alice")
+                page.fill("#id_password", "pairing-pass-42")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.get_by_role("heading", name="Pair a device")).to_be_visible()
 
-            page.goto(f"{secure_frontend.url}/my/devices/")
-            row = page.get_by_role("row", name="Hall thermostat")
-            expect(row).to_contain_text("Acme Thermostat")
-            expect(row).to_contain_text('{"door": "open"}')
-            row.get_by_role("link", name="Hall thermostat").click()
-            expect(page.locator("#messages")).to_contain_text(mid)
-            expect(page.locator("#messages")).to_contain_text(socket_mid)
-            expect(page.locator("#messages")).to_contain_text('"stepCount": 100')
-        finally:
-            browser.close()
+                page.select_option("#id_device_type", secure_connector.pk)
+                page.fill("#id_pin", started["pin"])
+                page.fill("#id_serial_suffix", SERIAL[-4:])
+                page.get_by_role("button", name="Find the device").click()
+                expect(page.locator("#claim")).to_have_text(
+                    "You are claiming a Acme Thermostat device"
+                )
+                page.fill("#id_name", "Hall thermostat")
+                page.get_by_role("button", name="Pair this Acme Thermostat").click()
+                expect(page.get_by_text("Waiting for the device")).to_be_visible()
+
+                poller.join(timeout=60)
+                assert seen == {"status": "PENDING_DEVICE_COMPLETION"}
+                done = device.complete()
+                assert device.status() == {"status": "REGISTERED", "did": done["did"]}
+
+                mid, limits = device.send_message(STEPS)
+                assert limits["x-rate-limit-limit"] == "100/1000"
+                assert limits["x-rate-limit-remaining"] == "99/999"
+                socket = device.websocket()
+                try:
+                    socket.send_json(
+                        {
+                            "type": "register",
+                            "sdid": device.did,
+                            "Authorization": f"bearer {device.token}",
+                        }
+                    )
+                    assert socket.receive_json() == {"data": {"code": "200", "message": "OK"}}
+                    socket.send_json(
+                        {"type": "message", "sdid": device.did, "data": {"door": "open"}}
+                    )
+                    socket_mid = socket.receive_json()["data"]["mid"]
+                finally:
+                    socket.close()
+
+                page.goto(f"{secure_frontend.url}/my/devices/")
+                row = page.get_by_role("row", name="Hall thermostat")
+                expect(row).to_contain_text("Acme Thermostat")
+                expect(row).to_contain_text('{"door": "open"}')
+                row.get_by_role("link", name="Hall thermostat").click()
+                expect(page.locator("#messages")).to_contain_text(mid)
+                expect(page.locator("#messages")).to_contain_text(socket_mid)
+                expect(page.locator("#messages")).to_contain_text('"stepCount": 100')
+            finally:
+                browser.close()
+        return done, mid, socket_mid
+
+    # Playwright's sync API needs a thread whose event loop it can own.
+    done, mid, socket_mid = in_thread(pair_in_the_browser_while_the_device_polls)
 
     stored = Device.objects.get(identity="a1b2c3d4")
     assert stored.owner == user and stored.name == "Hall thermostat"

@@ -19,7 +19,7 @@ from portal.asgi import application
 from registrations import secure_devices
 from registrations.consumers import POLICY_VIOLATION
 from registrations.models import Message
-from tests.secure_devices import register
+from tests.secure_devices import in_thread, register
 from tests.tls import make_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,7 +68,7 @@ class DeviceSocket(ApplicationCommunicator):
 
 def run(scenario):
     """Run one async scenario on one event loop, as a real connection would."""
-    async_to_sync(scenario)()
+    in_thread(async_to_sync(scenario))
 
 
 @pytest.fixture
