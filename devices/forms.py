@@ -59,6 +59,19 @@ class WhitelistForm(WindowFormMixin, forms.Form):
         help_text='One <code>name=value</code> per line, or a JSON list of {"name", "value"}.',
     )
     window_amount, window_unit = window_fields(required=True)
+    certificate = forms.CharField(
+        label="TLS client certificate (optional)",
+        required=False,
+        strip=False,
+        max_length=20_000,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "-----BEGIN CERTIFICATE-----", "spellcheck": "false"}
+        ),
+        help_text=(
+            "PEM. When given, only this certificate can provision the device; "
+            "its CN must be the identity."
+        ),
+    )
 
     def __init__(self, *args, connector: Connector, **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,17 +7,20 @@ admin's connector and everything in it is a 404.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from certificates import services as certificate_services
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.views import connector_context, get_connector
 from devices import charts, services
 from devices.api.views import filter_by_tag
 from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
+from devices.imports import start_import
 from devices.models import DataPoint, Device, Event, WhitelistImport
 from portal.net import client_ip
 
@@ -146,17 +149,23 @@ def device_add(request, connector_id):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            device = services.whitelist_device(
-                connector,
-                data["identity"],
-                tags=data["tags"],
-                name=data["name"],
-                window_seconds=data["window_seconds"],
-                ip=client_ip(request),
-                actor=actor(request),
-            )
+            # One transaction: a certificate that cannot be pinned leaves no entry behind.
+            with transaction.atomic():
+                device = services.whitelist_device(
+                    connector,
+                    data["identity"],
+                    tags=data["tags"],
+                    name=data["name"],
+                    window_seconds=data["window_seconds"],
+                    ip=client_ip(request),
+                    actor=actor(request),
+                )
+                if data["certificate"].strip():
+                    certificate_services.pin_certificate(device, data["certificate"])
         except services.AlreadyWhitelisted:
             form.add_error("identity", "This identity is already whitelisted on this connector.")
+        except certificate_services.CertificateError as exc:
+            form.add_error("certificate", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         except services.DeviceError as exc:
             form.add_error(None, exc.message)
         else:
@@ -275,9 +284,6 @@ def import_new(request, connector_id):
     connector = get_connector(request, connector_id)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        # Imported here, not at the top: the engine module loads Celery task wiring.
-        from devices.imports import start_import
-
         data = form.cleaned_data
         try:
             run = start_import(

@@ -10,6 +10,7 @@ from django.utils import timezone
 from devices import services
 from devices.models import Credential, DataPoint, Device, Event
 from tests.conftest import DeviceClient
+from tests.tls import fingerprint, make_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -299,3 +300,52 @@ def test_chart_of_a_single_value_and_of_a_flat_line(owner_client, connector):
     DataPoint.objects.create(device=device, alias="myalias", value="5")
     body = owner_client.get(f"/connectors/{connector.pk}/devices/{device.pk}/").content.decode()
     assert 'aria-label="myalias over time"' in body
+
+
+def test_add_one_device_may_pin_its_certificate(owner_client, make_connector):
+    connector = make_connector(auth_mode="certificate")
+    issued = make_certificate("sensor-1")
+    response = owner_client.post(
+        f"/connectors/{connector.pk}/devices/new/",
+        {
+            "identity": "sensor-1",
+            "certificate": issued.cert_pem,
+            "window_amount": "1",
+            "window_unit": "days",
+        },
+    )
+    assert response.status_code == 302
+    credential = Credential.objects.get(device__identity="sensor-1")
+    assert credential.state == Credential.INACTIVE
+    assert credential.fingerprint == fingerprint(issued.cert)
+    page = owner_client.get(response["Location"]).content.decode()
+    assert credential.fingerprint[:10] in page
+
+
+@pytest.mark.parametrize(
+    ("certificate", "message"),
+    [
+        ("not a certificate", "PEM"),
+        (None, "does not match the ID"),
+    ],
+)
+def test_a_certificate_that_cannot_be_pinned_leaves_no_entry(
+    owner_client, make_connector, certificate, message
+):
+    connector = make_connector(auth_mode="certificate")
+    pem_text = certificate if certificate is not None else make_certificate("other").cert_pem
+    response = owner_client.post(
+        f"/connectors/{connector.pk}/devices/new/",
+        {
+            "identity": "sensor-1",
+            "certificate": pem_text,
+            "window_amount": "1",
+            "window_unit": "days",
+        },
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    error_start = body.index('id="id_certificate_error"')
+    assert message in body[error_start : error_start + 600]
+    assert not Device.objects.exists()
+    assert not Event.objects.exists()
