@@ -26,7 +26,10 @@ import csv
 import io
 import json
 import logging
+import queue
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -358,7 +361,11 @@ class _RowChecker:
         )
 
 
-# --- staging good rows --------------------------------------------------------------
+# --- writing good rows --------------------------------------------------------------
+#
+# Three ways, one interface: `add(rows)` while the file is read, then either
+# `commit(settle)`, which writes everything in one transaction and calls
+# `settle(created, late)` inside it, or `close()` alone, which writes nothing.
 
 
 class _Conflicted(Exception):
@@ -367,6 +374,10 @@ class _Conflicted(Exception):
     def __init__(self, rows: list[tuple[int, str]]):
         super().__init__(f"{len(rows)} rows whitelisted elsewhere")
         self.rows = rows
+
+
+class _RolledBack(Exception):
+    """Ends the pipeline's transaction without writing."""
 
 
 def _constant_columns(model: type[Model], template: Model, taken: set[str]):
@@ -387,13 +398,19 @@ def _constant_columns(model: type[Model], template: Model, taken: set[str]):
 
 
 _NO_CERTIFICATE = (None,) * 5
+_PINNED_FIELDS = ("certificate_pem", "fingerprint", "serial", "not_before", "not_after")
 
 
 class _PostgresStage:
-    """Good rows in a session-private temporary table, loaded with COPY per batch."""
+    """Good rows in a temporary table of this connection, loaded with COPY.
 
-    def __init__(self, import_id: int):
-        self.table = connection.ops.quote_name(f"whitelist_import_{import_id}")
+    `insert()` moves what is staged into the devices table with one
+    `INSERT … SELECT … ON CONFLICT DO NOTHING`, pinned certificates with it.
+    """
+
+    def __init__(self, import_id: int, template: Device):
+        quote = connection.ops.quote_name
+        self.table = quote(f"whitelist_import_{import_id}")
         self.count = 0
         self.with_certificates = 0
         with connection.cursor() as cursor:
@@ -403,6 +420,35 @@ class _PostgresStage:
                 " certificate_pem text, fingerprint text, serial text,"
                 " not_before timestamptz, not_after timestamptz)"
             )
+        columns, expressions, self.params = _constant_columns(
+            Device, template, {"identity", "tags"}
+        )
+        new = (
+            f"new AS (INSERT INTO {quote(Device._meta.db_table)} "  # noqa: S608
+            f"(identity, tags, {', '.join(columns)}) "
+            f"SELECT identity, tags, {', '.join(expressions)} FROM {self.table} ORDER BY line "
+            "ON CONFLICT (connector_id, identity) DO NOTHING RETURNING id, identity)"
+        )
+        # What ON CONFLICT skipped: identities whitelisted since the batch was checked.
+        late = (
+            f"SELECT staged.line, staged.identity FROM {self.table} AS staged "  # noqa: S608
+            "LEFT JOIN new USING (identity) WHERE new.id IS NULL ORDER BY staged.line"
+        )
+        pinned_columns, pinned_expressions, pinned_params = _constant_columns(
+            Credential,
+            Credential(kind=Connector.CERTIFICATE, state=Credential.INACTIVE),
+            {"device_id", *_PINNED_FIELDS},
+        )
+        pinned = (
+            f"pinned AS (INSERT INTO {quote(Credential._meta.db_table)} "  # noqa: S608
+            f"(device_id, {', '.join(_PINNED_FIELDS)}, {', '.join(pinned_columns)}) "
+            f"SELECT new.id, {', '.join(f'staged.{name}' for name in _PINNED_FIELDS)}, "
+            f"{', '.join(pinned_expressions)} FROM new JOIN {self.table} AS staged "
+            "USING (identity) WHERE staged.certificate_pem IS NOT NULL)"
+        )
+        self.insert_sql = f"WITH {new} {late}"
+        self.insert_pinned_sql = f"WITH {new}, {pinned} {late}"
+        self.pinned_params = self.params + pinned_params
 
     def add(self, rows: list[_Row]) -> None:
         with connection.cursor() as cursor, cursor.copy(f"COPY {self.table} FROM STDIN") as copy:
@@ -426,62 +472,100 @@ class _PostgresStage:
                     )
         self.count += len(rows)
 
-    def write(self, template: Device) -> tuple[int, list[tuple[int, str]]]:
-        """Insert the staged rows; (devices created, rows someone else whitelisted first)."""
-        device_table = connection.ops.quote_name(Device._meta.db_table)
-        columns, expressions, params = _constant_columns(Device, template, {"identity", "tags"})
-        insert = (
-            f"INSERT INTO {device_table} (identity, tags, {', '.join(columns)}) "  # noqa: S608
-            f"SELECT identity, tags, {', '.join(expressions)} FROM {self.table} ORDER BY line "
-            "ON CONFLICT (connector_id, identity) DO NOTHING"
-        )
+    def insert(self) -> tuple[int, list[tuple[int, str]]]:
+        """Write what is staged: (devices created, rows someone else whitelisted first)."""
         with connection.cursor() as cursor:
-            if not self.with_certificates:
-                cursor.execute(insert, params)
-                created = cursor.rowcount
+            if self.with_certificates:
+                cursor.execute(self.insert_pinned_sql, self.pinned_params)
             else:
-                pinned = Credential(kind=Connector.CERTIFICATE, state=Credential.INACTIVE)
-                cert_fields = {"device_id", "certificate_pem", "fingerprint", "serial"}
-                cert_fields |= {"not_before", "not_after"}
-                cert_columns, cert_expressions, cert_params = _constant_columns(
-                    Credential, pinned, cert_fields
-                )
-                cursor.execute(
-                    f"WITH new AS ({insert} RETURNING id, identity), pinned AS ("  # noqa: S608
-                    f"INSERT INTO {connection.ops.quote_name(Credential._meta.db_table)} "
-                    "(device_id, certificate_pem, fingerprint, serial, not_before, not_after, "
-                    f"{', '.join(cert_columns)}) "
-                    "SELECT new.id, staged.certificate_pem, staged.fingerprint, staged.serial, "
-                    f"staged.not_before, staged.not_after, {', '.join(cert_expressions)} "
-                    f"FROM new JOIN {self.table} AS staged USING (identity) "
-                    "WHERE staged.certificate_pem IS NOT NULL) SELECT count(*) FROM new",
-                    params + cert_params,
-                )
-                created = cursor.fetchone()[0]
-            late = []
-            if created != self.count:
-                # Rows the ON CONFLICT skipped: their device is not the one created here.
-                cursor.execute(
-                    f"SELECT staged.line, staged.identity FROM {self.table} AS staged "  # noqa: S608
-                    f"JOIN {device_table} AS device ON device.connector_id = %s "
-                    "AND device.identity = staged.identity "
-                    "WHERE device.created_at <> %s ORDER BY staged.line",
-                    [template.connector_id, template.created_at],
-                )
-                late = cursor.fetchall()
+                cursor.execute(self.insert_sql, self.params)
+            late = cursor.fetchall()
+            cursor.execute(f"TRUNCATE {self.table}")
+        created, self.count, self.with_certificates = self.count - len(late), 0, 0
         return created, late
+
+    def commit(self, settle) -> None:
+        with transaction.atomic():
+            settle(*self.insert())
 
     def close(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
+class _PostgresPipeline:
+    """Writes each batch while the next one is read, in a worker thread.
+
+    The thread has its own connection and one transaction for the whole
+    import, so `abort` still writes nothing unless every row is good; but
+    PostgreSQL updates the devices table and its indexes while Python checks
+    the next rows, which halves a large import. Only usable when the caller
+    holds no transaction: the second connection sees committed rows only.
+    """
+
+    def __init__(self, import_id: int, template: Device):
+        # Two batches in flight at most: memory stays flat, and a slow
+        # database slows the reading down instead of queueing the file.
+        self.batches: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(import_id, template), name=f"whitelist-import-{import_id}"
+        )
+        self.thread.start()
+
+    def add(self, rows: list[_Row]) -> None:
+        if self.error is None:
+            self.batches.put(rows)
+
+    def commit(self, settle) -> None:
+        self.batches.put(settle)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.batches.put(None)
+            self.thread.join()
+
+    def _run(self, import_id: int, template: Device) -> None:
+        created, late, told = 0, [], False
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    # Foreign keys are checked at commit by default: check them with
+                    # each batch instead, while the reader is still busy.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                stage = _PostgresStage(import_id, template)
+                while (item := self.batches.get()) is not None:
+                    if callable(item):
+                        told = True
+                        item(created, late)
+                        return
+                    stage.add(item)
+                    batch_created, batch_late = stage.insert()
+                    created += batch_created
+                    late += batch_late
+                told = True
+                raise _RolledBack()
+        except _RolledBack:
+            pass
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which reports it.
+            self.error = exc
+            # Keep taking batches until the reader says it is done, so it never blocks.
+            while not told:
+                item = self.batches.get()
+                told = item is None or callable(item)
+        finally:
+            connection.close()
+
+
 class _SpoolStage:
     """Good rows in a temporary file, written with bulk_create (SQLite and the rest)."""
 
-    def __init__(self, import_id: int):
+    def __init__(self, import_id: int, template: Device):
+        self.template = template
         self.file = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self.count = 0
 
     def add(self, rows: list[_Row]) -> None:
         for row in rows:
@@ -496,7 +580,6 @@ class _SpoolStage:
                     pinned.not_after.isoformat(),
                 ]
             self.file.write(json.dumps([row.line, row.identity, row.tags, certificate]) + "\n")
-        self.count += len(rows)
 
     def _batches(self) -> Iterator[list[_Row]]:
         self.file.seek(0)
@@ -519,45 +602,42 @@ class _SpoolStage:
         if batch:
             yield batch
 
-    def write(self, template: Device) -> tuple[int, list[tuple[int, str]]]:
+    def commit(self, settle) -> None:
+        template = self.template
         created, late = 0, []
-        for batch in self._batches():
-            # Inside the caller's transaction; on SQLite that holds the write
-            # lock, so nobody can whitelist one of these identities meanwhile.
-            taken = set(
-                Device.objects.filter(
-                    connector_id=template.connector_id,
-                    identity__in=[row.identity for row in batch],
-                ).values_list("identity", flat=True)
-            )
-            late += [(row.line, row.identity) for row in batch if row.identity in taken]
-            fresh = [row for row in batch if row.identity not in taken]
-            devices = Device.objects.bulk_create(
-                Device(
-                    connector_id=template.connector_id,
-                    identity=row.identity,
-                    status=template.status,
-                    tags=row.tags,
-                    activation_expires_at=template.activation_expires_at,
+        with transaction.atomic():
+            for batch in self._batches():
+                # On SQLite this transaction holds the write lock, so nobody
+                # can whitelist one of these identities meanwhile.
+                taken = _whitelisted(template.connector, [row.identity for row in batch])
+                late += [(row.line, row.identity) for row in batch if row.identity in taken]
+                fresh = [row for row in batch if row.identity not in taken]
+                devices = Device.objects.bulk_create(
+                    Device(
+                        connector_id=template.connector_id,
+                        identity=row.identity,
+                        status=template.status,
+                        tags=row.tags,
+                        activation_expires_at=template.activation_expires_at,
+                    )
+                    for row in fresh
                 )
-                for row in fresh
-            )
-            Credential.objects.bulk_create(
-                Credential(
-                    device=device,
-                    kind=Connector.CERTIFICATE,
-                    state=Credential.INACTIVE,
-                    certificate_pem=row.certificate.pem,
-                    fingerprint=row.certificate.fingerprint,
-                    serial=row.certificate.serial,
-                    not_before=row.certificate.not_before,
-                    not_after=row.certificate.not_after,
+                Credential.objects.bulk_create(
+                    Credential(
+                        device=device,
+                        kind=Connector.CERTIFICATE,
+                        state=Credential.INACTIVE,
+                        certificate_pem=row.certificate.pem,
+                        fingerprint=row.certificate.fingerprint,
+                        serial=row.certificate.serial,
+                        not_before=row.certificate.not_before,
+                        not_after=row.certificate.not_after,
+                    )
+                    for row, device in zip(fresh, devices, strict=True)
+                    if row.certificate is not None
                 )
-                for row, device in zip(fresh, devices, strict=True)
-                if row.certificate is not None
-            )
-            created += len(devices)
-        return created, late
+                created += len(devices)
+            settle(created, late)
 
     def close(self) -> None:
         self.file.close()
@@ -625,6 +705,7 @@ class _ImportRun:
     # The phases ---------------------------------------------------------------
 
     def execute(self) -> None:
+        started = time.monotonic()
         try:
             total = self._count()
             WhitelistImport.objects.filter(pk=self.record.pk).update(total=total)
@@ -633,12 +714,27 @@ class _ImportRun:
         except (_BrokenFile, InvalidImportFile) as exc:
             self.fail(str(exc))
             return
+        checked = time.monotonic()
+        logger.info(
+            "whitelist import %s: %d rows read and checked in %.1f s, %d bad",
+            self.record.pk,
+            self.processed,
+            checked - started,
+            self.error_count,
+        )
         if self.record.dry_run:
             self._finish(WhitelistImport.DONE, created=0)
         elif self.error_count and self.record.on_error == WhitelistImport.ABORT:
+            self._discard()
             self._finish(WhitelistImport.FAILED, created=0)
         else:
             self._write()
+            logger.info(
+                "whitelist import %s: %d devices written in %.1f s",
+                self.record.pk,
+                self.record.created,
+                time.monotonic() - checked,
+            )
 
     def _count(self) -> int:
         """Rows after the header, so the progress bar has an end from the start.
@@ -665,8 +761,7 @@ class _ImportRun:
                 raise InvalidImportFile("the file is empty") from exc
             self.checker = checker = _RowChecker(self.connector, _columns(line, header))
             if not self.record.dry_run:
-                stage_class = _PostgresStage if connection.vendor == "postgresql" else _SpoolStage
-                self.stage = stage_class(self.record.pk)
+                self.stage = self._stage_class()(self.record.pk, self._template())
             batch: list[_Row | tuple[int, _BadRow]] = []
             for line, cells in rows:
                 self.processed += 1
@@ -703,25 +798,44 @@ class _ImportRun:
             progress["errors"] = self.errors
         WhitelistImport.objects.filter(pk=self.record.pk).update(**progress)
 
-    def _write(self) -> None:
-        template = Device(
+    @staticmethod
+    def _stage_class():
+        if connection.vendor != "postgresql":
+            return _SpoolStage
+        # A caller's open transaction holds rows a second connection cannot see.
+        return _PostgresStage if connection.in_atomic_block else _PostgresPipeline
+
+    def _template(self) -> Device:
+        """What every new device shares: connector, status, activation deadline."""
+        return Device(
             connector=self.connector,
             status=Device.WHITELISTED,
             activation_expires_at=services.activation_deadline(self.connector),
         )
+
+    def _write(self) -> None:
         abort = self.record.on_error == WhitelistImport.ABORT
+
+        def settle(created: int, late: list[tuple[int, str]]) -> None:
+            # Runs inside the writing transaction, so the import row and its
+            # event commit together with the devices.
+            if late and abort:
+                raise _Conflicted(late)
+            for line, identity in late:
+                self._reject(line, identity, "already whitelisted in this connector")
+            self._finish(WhitelistImport.DONE, created=created)
+
         try:
-            with transaction.atomic():
-                created, late = self.stage.write(template)
-                if late and abort:
-                    raise _Conflicted(late)
-                for line, identity in late:
-                    self._reject(line, identity, "already whitelisted in this connector")
-                self._finish(WhitelistImport.DONE, created=created)
+            self.stage.commit(settle)
         except _Conflicted as exc:
             for line, identity in exc.rows:
                 self._reject(line, identity, "already whitelisted in this connector")
             self._finish(WhitelistImport.FAILED, created=0)
+
+    def _discard(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
 
     # Reporting ------------------------------------------------------------------
 
@@ -780,8 +894,7 @@ class _ImportRun:
             storage.save(name, File(self.report))
 
     def close(self) -> None:
-        if self.stage is not None:
-            self.stage.close()
+        self._discard()
         self.report.close()
         if self.checker is not None and self.checker.saw_private_key:
             # Private keys must not stay at rest; the error report names no key.

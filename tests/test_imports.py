@@ -4,6 +4,8 @@ import csv
 import hashlib
 import io
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection as db_connection
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -490,3 +494,75 @@ def test_an_import_is_found_only_under_its_own_connector(owner_client, connector
     second = make_connector()
     response = owner_client.get(f"/api/v1/connectors/{second.pk}/imports/{body['id']}/")
     assert response.status_code == 404
+
+
+# --- PostgreSQL: writing while reading, on a second connection ------------------------------
+# Outside a caller's transaction the engine writes each batch on its own
+# connection while the next is read; these tests commit for real to reach it.
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_batches_are_written_while_the_file_is_read(connector, settings):
+    settings.IMPORT_BATCH_SIZE = 2
+    pem = certificate_pem("00000007")
+    record = run(connector, SEED_CSV + csv_text(("00000006", "", ""), ("00000007", pem, ""))[30:])
+    assert (record.status, record.created, record.errors) == ("done", 7, [])
+    assert Credential.objects.get().device.identity == "00000007"
+    assert Device.objects.get(identity="00000002").tags[1] == {"name": "claim_code", "value": "abc"}
+    assert Event.objects.get(kind=Event.IMPORT).reason.endswith("7 whitelisted")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_abort_takes_back_batches_already_written(connector, settings):
+    settings.IMPORT_BATCH_SIZE = 2
+    record = run(connector, SEED_CSV + "bad-id,,\n")
+    assert (record.status, record.created, record.error_count) == ("failed", 0, 1)
+    assert not Device.objects.exists()
+    record = run(connector, SEED_CSV + "bad-id,,\n", on_error="skip")
+    assert (record.status, record.created) == ("done", 5)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("on_error", "status", "created"), [("skip", "done", 2), ("abort", "failed", 0)]
+)
+def test_an_identity_whitelisted_while_the_import_runs_is_reported_not_doubled(
+    connector, settings, whitelist, on_error, status, created
+):
+    settings.IMPORT_BATCH_SIZE = 1
+    held, failures = threading.Event(), []
+
+    def whitelist_meanwhile():
+        # Whitelists 00000003 in a transaction the import cannot see yet, and
+        # commits only once the import has checked every row.
+        try:
+            with transaction.atomic():
+                whitelist(connector, "00000003")
+                held.set()
+                deadline = time.monotonic() + 30
+                while not WhitelistImport.objects.filter(processed=3).exists():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+            held.set()
+        finally:
+            db_connection.close()
+
+    other = threading.Thread(target=whitelist_meanwhile)
+    other.start()
+    held.wait(10)
+    record = run(
+        connector,
+        csv_text(("00000001", "", ""), ("00000002", "", ""), ("00000003", "", "")),
+        on_error=on_error,
+    )
+    other.join(30)
+    assert not failures
+    assert (record.status, record.created) == (status, created)
+    assert errors_of(record) == [(4, "already whitelisted in this connector")]
+    expected = ["00000001", "00000002", "00000003"] if on_error == "skip" else ["00000003"]
+    assert identities(connector) == expected
