@@ -67,8 +67,8 @@ class SecureDeviceConsumer(WebsocketConsumer):
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
-            self._refuse(400, "the frame is not valid JSON")
+        except (ValueError, RecursionError):
+            self._refuse(400, "the frame is not valid JSON (or nests too deeply)")
             return
         if not isinstance(frame, dict):
             self._refuse(400, "the frame must be a JSON object")

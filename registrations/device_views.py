@@ -68,8 +68,8 @@ def _json_body(request) -> dict:
         )
     try:
         body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise services.InvalidRequest("the body is not valid JSON") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise services.InvalidRequest("the body is not valid JSON (or nests too deeply)") from exc
     if not isinstance(body, dict):
         raise services.InvalidRequest("the body must be a JSON object")
     return body

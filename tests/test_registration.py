@@ -167,7 +167,15 @@ def test_vendor_device_id_outside_the_identity_format_is_400_and_says_why(
 
 @pytest.mark.parametrize(
     "body",
-    ["{not json", "[1, 2]", '"text"', '{"deviceTypeId": 5, "vendorDeviceId": "a"}', "{}"],
+    [
+        "{not json",
+        "[1, 2]",
+        '"text"',
+        '{"deviceTypeId": 5, "vendorDeviceId": "a"}',
+        "{}",
+        "[" * 30000 + "]" * 30000,
+        b"\xff\xfe{}",
+    ],
 )
 def test_malformed_initiate_bodies_are_400(secure_client, secure_connector, body):
     response = secure_client.send_json("POST", REGISTRATIONS, body)
