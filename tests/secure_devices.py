@@ -202,6 +202,8 @@ def asgi_server(transactional_db):
             lifespan="off",
             ws="wsproto",
             log_level="warning",
+            # As in production: Gatehouse judges proxy headers itself (portal/net.py).
+            proxy_headers=False,
         )
     )
     thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
