@@ -120,8 +120,9 @@ def registration_status(request, rid):
         rid, client_certificate(request), client_ip(request)
     )
     payload = {"status": registration.status}
-    if registration.status == Registration.REGISTERED and registration.device_id:
-        payload["did"] = registration.device.secure.did
+    secure = getattr(registration.device, "secure", None)
+    if registration.status == Registration.REGISTERED and secure is not None:
+        payload["did"] = secure.did
     return _data(payload)
 
 
