@@ -10,4 +10,6 @@ urlpatterns = [
     path("timestamp", device_views.timestamp, name="device-timestamp"),
     # Certificate self-provisioning for owner apps (§3.4); API-token authenticated.
     path("foundry/certificates/", include("certificates.foundry_urls")),
+    # Secure registration and messages (§3.3) answer on the device host too.
+    path("v1.1/", include("registrations.device_urls")),
 ]

@@ -127,6 +127,9 @@ class Event(models.Model):
     REGISTER = "register"
     PAIR = "pair"
     MESSAGE = "message"
+    PAIR_FAILED = "pair_failed"
+    RENAME = "rename"
+    RELEASE = "release"
     KINDS = [
         (WHITELIST, "Whitelisted"),
         (PROVISION, "Provisioned"),
@@ -144,7 +147,10 @@ class Event(models.Model):
         (CERTIFICATE, "Certificate authority or certificate"),
         (REGISTER, "Secure registration"),
         (PAIR, "Paired"),
+        (PAIR_FAILED, "Pairing refused"),
         (MESSAGE, "Message"),
+        (RENAME, "Renamed by its owner"),
+        (RELEASE, "Released by its owner"),
     ]
 
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="events")

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -11,6 +11,14 @@ from connectors.models import Connector, Resource
 from devices import services
 
 _names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Tests create many users and device passwords; production keeps slow hashers
+    (test_device_passwords_are_stored_with_the_slow_salted_hash checks them)."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)

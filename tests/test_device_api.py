@@ -244,3 +244,34 @@ def test_alias_defined_after_earlier_writes_is_stored_at_once(device_client, con
     Resource.objects.create(connector=connector, alias="later", format="number")
     assert device_client.write("later=2", auth).status_code == 204
     assert list(DataPoint.objects.values_list("alias", "value")) == [("later", "2")]
+
+
+def test_device_passwords_are_stored_with_the_slow_salted_hash(make_connector, whitelist, settings):
+    # The first of settings.py's default hashers, which the test suite swaps for speed.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    connector = make_connector(auth_mode="password")
+    whitelist(connector, "dev-1")
+    assert DeviceClient(connector).activate("dev-1", PASSWORD).status_code == 204
+    stored = Credential.objects.get().password_hash
+    algorithm, iterations, salt, _ = stored.split("$")
+    assert algorithm == "pbkdf2_sha256" and int(iterations) >= 600_000 and salt
+
+
+def test_repeated_basic_writes_do_not_verify_the_password_hash_again(make_connector, whitelist):
+    connector = make_connector(auth_mode="password")
+    client = DeviceClient(connector)
+    whitelist(connector, "dev-1")
+    client.activate("dev-1", PASSWORD)
+    assert client.write("a=1", basic("dev-1", PASSWORD)).status_code == 204
+    # With the stored hash unusable, only the remembered verification can let this in.
+    Credential.objects.update(password_hash="!unusable")
+    assert client.write("a=2", basic("dev-1", PASSWORD)).status_code == 204
+    assert client.write("a=3", basic("dev-1", "another-password-of-20b")).status_code == 401
+
+
+def test_secure_registration_answers_on_the_device_host_too(device_client):
+    response = device_client.post(
+        "/v1.1/cert/devices/registrations", {}, content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert "error" in response.json()

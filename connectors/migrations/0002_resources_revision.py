@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0001_initial'),
+        ("connectors", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='connector',
-            name='resources_revision',
+            model_name="connector",
+            name="resources_revision",
             field=models.PositiveIntegerField(default=0, editable=False),
         ),
     ]

@@ -4,20 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0001_initial'),
+        ("devices", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='credential',
-            name='issuer_fingerprint',
+            model_name="credential",
+            name="issuer_fingerprint",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AlterField(
-            model_name='event',
-            name='kind',
-            field=models.CharField(choices=[('whitelist', 'Whitelisted'), ('provision', 'Provisioned'), ('provision_failed', 'Provisioning failed'), ('write', 'Write'), ('write_ignored', 'Write to undefined alias'), ('read', 'Read'), ('expire', 'Expired'), ('reset', 'Reset'), ('revoke', 'Revoked'), ('delete', 'Deleted'), ('auth_failed', 'Authentication failed'), ('rate_limited', 'Rate limited'), ('import', 'Import'), ('certificate', 'Certificate authority or certificate'), ('register', 'Secure registration'), ('pair', 'Paired'), ('message', 'Message')], max_length=20),
+            model_name="event",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("whitelist", "Whitelisted"),
+                    ("provision", "Provisioned"),
+                    ("provision_failed", "Provisioning failed"),
+                    ("write", "Write"),
+                    ("write_ignored", "Write to undefined alias"),
+                    ("read", "Read"),
+                    ("expire", "Expired"),
+                    ("reset", "Reset"),
+                    ("revoke", "Revoked"),
+                    ("delete", "Deleted"),
+                    ("auth_failed", "Authentication failed"),
+                    ("rate_limited", "Rate limited"),
+                    ("import", "Import"),
+                    ("certificate", "Certificate authority or certificate"),
+                    ("register", "Secure registration"),
+                    ("pair", "Paired"),
+                    ("message", "Message"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
