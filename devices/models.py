@@ -1,8 +1,45 @@
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import connections, models
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
+from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
+
+
+class DeviceQuerySet(models.QuerySet):
+    """Filters shared by the portal's Devices tab and the management API."""
+
+    def tagged(self, name: str, value: str | None = None):
+        """Devices carrying tag `name` (with `value`, unless None)."""
+        if connections[self.db].vendor != "sqlite":
+            wanted = {"name": name} if value is None else {"name": name, "value": value}
+            # JSON containment, served by the GIN index on PostgreSQL.
+            return self.filter(tags__contains=[wanted])
+        # SQLite has no JSON containment; look through the list with json_each. Only
+        # the model's own table name is spliced in; the tag travels as a parameter.
+        table = self.model._meta.db_table
+        sql = (
+            f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") AS tag '  # noqa: S608
+            "WHERE json_extract(tag.value, '$.name') = %s"
+        )
+        params = [name]
+        if value is not None:
+            sql += " AND json_extract(tag.value, '$.value') = %s"
+            params.append(value)
+        tagged = RawSQL(sql + ")", params, output_field=BooleanField())  # noqa: S611
+        return self.alias(tagged=tagged).filter(tagged=True)
+
+    def search(self, connector: Connector, text: str):
+        """A full identity finds its device by the unique index; anything else
+        matches as a case-insensitive substring (a trigram index on PostgreSQL)."""
+        try:
+            exact = normalize_identity(text, connector.identity_format)
+        except InvalidIdentity:
+            exact = None
+        if exact is not None and self.filter(identity=exact).exists():
+            return self.filter(identity=exact)
+        return self.filter(identity__icontains=text)
 
 
 class Device(models.Model):
@@ -46,6 +83,8 @@ class Device(models.Model):
     # version they were made under and stop counting once it changes.
     credential_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DeviceQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,13 +22,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from connectors.identity import InvalidIdentity, normalize_identity
-from connectors.models import Connector, Resource
+from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
 from devices.models import Credential, DataPoint, Device, Event
 from portal import ratelimit
 
 logger = logging.getLogger(__name__)
 
 TOKEN_LENGTH = 40
+_CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 MIN_PASSWORD_BYTES = 20
 MAX_PASSWORD_BYTES = 1024
 
@@ -368,7 +370,9 @@ def _device_by_password(connector: Connector, raw_identity: str, password: str) 
 
 
 def get_connector(connector_id: str) -> Connector:
-    connector = Connector.objects.filter(pk=connector_id).first() if connector_id else None
+    # Only well-formed ids reach the database (a NUL byte would upset PostgreSQL).
+    well_formed = bool(connector_id) and _CONNECTOR_ID.fullmatch(connector_id)
+    connector = Connector.objects.filter(pk=connector_id).first() if well_formed else None
     if connector is None:
         raise ConnectorNotFound()
     return connector
@@ -388,6 +392,8 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
         from certificates.device_auth import authenticate_certificate
 
         return authenticate_certificate(connector_id, certificate, ip)
+    if not _CONNECTOR_ID.fullmatch(connector_id or ""):
+        raise ConnectorNotFound()
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
     identity = ""
     try:

@@ -18,7 +18,6 @@ from certificates import services as certificate_services
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.views import connector_context, get_connector
 from devices import charts, services
-from devices.api.views import filter_by_tag
 from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
 from devices.imports import start_import
 from devices.models import DataPoint, Device, Event, WhitelistImport
@@ -94,9 +93,9 @@ def device_list(request, connector_id):
         if filters["status"]:
             devices = devices.filter(status=filters["status"])
         if filters["tag"]:
-            devices = filter_by_tag(devices, *filters["tag"])
+            devices = devices.tagged(*filters["tag"])
         if filters["q"]:
-            devices = search_identity(devices, connector, filters["q"])
+            devices = devices.search(connector, filters["q"])
         rows, has_previous, has_next = keyset_page(
             devices.only("id", "identity", "status", "tags", "name", "last_seen_at"),
             after=filters["after"],
@@ -125,20 +124,6 @@ def _with(query, **cursor) -> str:
     for key, value in cursor.items():
         query[key] = str(value)
     return query.urlencode()
-
-
-def search_identity(devices, connector, text: str):
-    """A full identity finds its device by index; anything else matches as a substring."""
-    try:
-        exact = normalize_identity(text, connector.identity_format)
-    except InvalidIdentity:
-        exact = None
-    if exact is not None and devices.filter(identity=exact).exists():
-        return devices.filter(identity=exact)
-    # Hex, MAC and UUID identities are stored lower-case.
-    if connector.identity_type != "opaque" and connector.identity_type != "base10":
-        text = text.lower()
-    return devices.filter(identity__contains=text)
 
 
 @login_required

@@ -275,3 +275,15 @@ def test_secure_registration_answers_on_the_device_host_too(device_client):
     )
     assert response.status_code == 403
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize("connector_id", ["%00", "dt%00abc", "x" * 300, "DT" + "0" * 32])
+def test_malformed_connector_ids_in_the_path_are_404(client, connector_id):
+    for path in ("provision/activate", "api:v1/stack/alias"):
+        response = client.post(
+            f"/c/{connector_id}/{path}",
+            "id=1",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_AUTHORIZATION="Token " + "a" * 40,
+        )
+        assert response.status_code == 404

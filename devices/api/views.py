@@ -4,9 +4,7 @@ Views parse input, call one service and let `STATUS_BY_ERROR` turn the
 service's refusal into a status code.
 """
 
-from django.db import connections, transaction
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, status, viewsets
@@ -89,26 +87,6 @@ def _query(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
-def filter_by_tag(queryset, name: str, value: str | None):
-    """Devices carrying tag `name` (with `value`, unless None)."""
-    if connections[queryset.db].vendor != "sqlite":
-        wanted = {"name": name} if value is None else {"name": name, "value": value}
-        return queryset.filter(tags__contains=[wanted])
-    # SQLite has no JSON containment; look through the list with json_each. Only
-    # the model's own table name is spliced in; the tag travels as a parameter.
-    table = queryset.model._meta.db_table
-    sql = (
-        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") AS tag '  # noqa: S608
-        "WHERE json_extract(tag.value, '$.name') = %s"
-    )
-    params = [name]
-    if value is not None:
-        sql += " AND json_extract(tag.value, '$.value') = %s"
-        params.append(value)
-    tagged = RawSQL(sql + ")", params, output_field=BooleanField())  # noqa: S611
-    return queryset.alias(tagged=tagged).filter(tagged=True)
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List devices",
@@ -151,9 +129,9 @@ class DeviceViewSet(
         if "status" in filters:
             devices = devices.filter(status=filters["status"])
         if "tag" in filters:
-            devices = filter_by_tag(devices, *filters["tag"])
+            devices = devices.tagged(*filters["tag"])
         if "search" in filters:
-            devices = devices.filter(identity__icontains=filters["search"])
+            devices = devices.search(self.get_connector(), filters["search"])
         return devices
 
     def get_serializer_class(self):
