@@ -153,6 +153,8 @@ class CeleryWorker:
             "data_folder_in": str(self.queue),
             "data_folder_out": str(self.queue),
             "processed_folder": str(self.processed),
+            # Broadcast exchanges; kombu's default is ./control in the working directory.
+            "control_folder": str(self.processed.parent / "control"),
             "store_processed": False,
         }
         self._close_producer_pool()
