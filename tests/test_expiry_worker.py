@@ -1,7 +1,7 @@
 """Expiry with real processes: a Celery worker and Celery beat expire a stale entry on their own.
 
-The processes get the test database, a one-second sweep and a private broker
-(tests/processes.py).
+The processes get the test database, a one-second sweep and a private broker:
+Redis when REDIS_URL is set, else the filesystem broker in the test's own folder.
 """
 
 import sys
@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from devices import services
@@ -22,7 +23,9 @@ WAIT_SECONDS = 30
 
 @pytest.fixture
 def celery_processes(transactional_db, tmp_path):
-    processes = Processes(tmp_path, EXPIRY_SWEEP_SECONDS="1")
+    # Redis when the run has it, as in production; else the filesystem broker in tmp_path.
+    broker = settings.REDIS_URL or "filesystem://"
+    processes = Processes(tmp_path, EXPIRY_SWEEP_SECONDS="1", CELERY_BROKER_URL=broker)
     celery = [sys.executable, "-m", "celery", "-A", "portal"]
     try:
         processes.start(
