@@ -84,13 +84,15 @@ def main() -> None:
             f" COPY {copy_size / 1e6:.0f} MB",
             flush=True,
         )
+        load_before = os.getloadavg()[0]
         baseline = child("copy", work, env)
         imported = child("import", work, env)
         queries = child("queries", work, env)
+        load = (load_before, os.getloadavg()[0])
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    report(args.rows, baseline, imported, queries)
+    report(args.rows, baseline, imported, queries, load)
 
 
 def recreate_database(server: str) -> None:
@@ -132,7 +134,7 @@ def write_files(work: Path, rows: int, copy_connector: str) -> tuple[int, int]:
     return csv_path.stat().st_size, copy_path.stat().st_size
 
 
-def report(rows: int, baseline: dict, imported: dict, queries: dict) -> None:
+def report(rows: int, baseline: dict, imported: dict, queries: dict, load: tuple) -> None:
     whole = imported["store_s"] + imported["import_s"]
     ratio = imported["import_s"] / baseline["copy_s"]
     lines = [
@@ -161,7 +163,10 @@ def report(rows: int, baseline: dict, imported: dict, queries: dict) -> None:
             )
         )
     width = max(len(name) for name, _, _ in lines)
-    print(f"\n{rows:,} rows, PostgreSQL {queries['server_version']}\n")
+    print(
+        f"\n{rows:,} rows, PostgreSQL {queries['server_version']}, {os.cpu_count()} CPUs,"
+        f" load average {load[0]:.1f} before and {load[1]:.1f} after (other work competes)\n"
+    )
     for name, value, target in lines:
         print(f"{name:<{width}}  {value:<28} {target}")
     for name, plan in queries["plans"].items():

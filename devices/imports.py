@@ -1,16 +1,18 @@
 """Bulk whitelisting from CSV (§4, seed 002) and the export in the same format.
 
 `start_import` stores the upload and runs it inline when it is small, on a
-Celery worker when it is large. `run_import` is the engine. It works in two
-phases so that nothing reaches the devices table before the whole file has
-been read:
+Celery worker when it is large. `run_import` is the engine:
 
 1. Stream the file once through the `csv` module and validate every row,
-   naming the physical line where the row starts. Good rows are staged: in a
-   temporary table fed by COPY on PostgreSQL, in a spool file elsewhere.
-   Progress and the error count are committed every batch for pollers.
-2. Unless this is a dry run, or `abort` met a bad row, move the staged rows
-   into the devices table in one transaction.
+   naming the physical line where the row starts; check each batch against
+   the whitelist with one query. Progress and the error count are committed
+   every batch for pollers.
+2. Write the good rows in one transaction that commits only at the end, and
+   only if this is not a dry run and `abort` met no bad row. On PostgreSQL a
+   second connection writes each batch (COPY into a temporary table, then
+   `INSERT … ON CONFLICT DO NOTHING`) while the next batch is read; elsewhere,
+   and inside a caller's transaction, the rows wait in a spool file or a
+   temporary table and are written after the last one is read.
 
 So `abort` writes nothing unless every row is good, and a file that breaks off
 half-way (bad bytes, malformed quoting) writes nothing at all.
@@ -449,6 +451,9 @@ class _PostgresStage:
         self.insert_sql = f"WITH {new} {late}"
         self.insert_pinned_sql = f"WITH {new}, {pinned} {late}"
         self.pinned_params = self.params + pinned_params
+        self.copy_sql = (
+            f"COPY {quote(Device._meta.db_table)} (identity, tags, {', '.join(columns)}) FROM STDIN"
+        )
 
     def add(self, rows: list[_Row]) -> None:
         with connection.cursor() as cursor, cursor.copy(f"COPY {self.table} FROM STDIN") as copy:
@@ -471,6 +476,24 @@ class _PostgresStage:
                         )
                     )
         self.count += len(rows)
+
+    def copy_directly(self, rows: list[_Row]) -> bool:
+        """COPY rows without certificates straight into the devices table.
+
+        As fast as loading can be; but COPY knows no ON CONFLICT, so when an
+        identity was whitelisted since its batch was checked, the batch is
+        undone (a savepoint) and False says to stage it instead.
+        """
+        from psycopg.errors import UniqueViolation
+
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row((row.identity, row.tags_json, *self.params))
+        except UniqueViolation:
+            return False
+        return True
 
     def insert(self) -> tuple[int, list[tuple[int, str]]]:
         """Write what is staged: (devices created, rows someone else whitelisted first)."""
@@ -542,6 +565,10 @@ class _PostgresPipeline:
                         told = True
                         item(created, late)
                         return
+                    pinning = any(row.certificate is not None for row in item)
+                    if not pinning and stage.copy_directly(item):
+                        created += len(item)
+                        continue
                     stage.add(item)
                     batch_created, batch_late = stage.insert()
                     created += batch_created
@@ -922,8 +949,9 @@ def error_report_chunks(record: WhitelistImport) -> Iterator[bytes]:
 def export_devices_csv(connector: Connector, chunk_rows: int = 2000) -> Iterator[str]:
     """Every device of `connector` in the import format, as CSV text chunks.
 
-    Pinned certificates (the newest inactive or active certificate credential)
-    are written as PEM, so the file re-imports into another connector as is.
+    Pinned certificates (the newest inactive or active certificate credential
+    not issued through a CA or trust anchor) are written as PEM, so the file
+    re-imports into another connector as is.
     Devices are read in primary-key pages: memory stays flat at any size.
     """
     buffer = io.StringIO()
@@ -943,6 +971,7 @@ def export_devices_csv(connector: Connector, chunk_rows: int = 2000) -> Iterator
                 device_id__in=[pk for pk, _, _ in page],
                 kind=Connector.CERTIFICATE,
                 state__in=[Credential.INACTIVE, Credential.ACTIVE],
+                issuer_fingerprint="",
             )
             .order_by("device_id", "pk")
             .values_list("device_id", "certificate_pem")

@@ -149,6 +149,7 @@ class ImportErrorReportView(ImportScopedMixin, APIView):
 
     @extend_schema(
         summary="Full error report of an import",
+        operation_id="api_v1_connectors_imports_errors_csv",
         parameters=[CONNECTOR_ID, IMPORT_ID],
         responses={(200, "text/csv"): CSV_RESPONSE},
     )
@@ -169,6 +170,7 @@ class DeviceExportView(ConnectorScopedMixin, APIView):
 
     @extend_schema(
         summary="Export devices as CSV",
+        operation_id="api_v1_connectors_devices_csv",
         parameters=[CONNECTOR_ID],
         responses={(200, "text/csv"): CSV_RESPONSE},
     )
