@@ -816,9 +816,11 @@ class _ImportRun:
                 self._reject(row.line, row.identity, "already whitelisted in this connector")
             else:
                 good.append(row)
-        # After the first bad row under `abort` nothing will be written: stop staging.
-        staging = not (self.error_count and self.record.on_error == WhitelistImport.ABORT)
-        if self.stage is not None and staging and good:
+        if self.error_count and self.record.on_error == WhitelistImport.ABORT:
+            # Nothing will be written: let go of what was staged (and of the
+            # pipeline's locks on those identities) now, not at the end.
+            self._discard()
+        elif self.stage is not None and good:
             self.stage.add(good)
         progress = {"processed": self.processed, "error_count": self.error_count}
         if len(self.errors) != errors_before:
