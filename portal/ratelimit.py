@@ -1,6 +1,7 @@
 """Fixed-window rate limits counted in the shared cache (Redis in production),
 so every web process behind the proxy sees the same counts."""
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ class Rate:
     seconds: int
 
     @classmethod
+    @functools.lru_cache(maxsize=64)
     def parse(cls, text: str) -> "Rate":
         """Parse "<count>/<seconds>", e.g. "10/60"."""
         try:
@@ -32,26 +34,55 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+def _retry_after(rate: Rate, now: float) -> int:
+    window = int(now // rate.seconds)
+    return max(1, int((window + 1) * rate.seconds - now) + 1)
+
+
+def _incr(cache_key: str, rate: Rate) -> int:
+    # The first request of a window creates the key (add() loses gracefully
+    # to a concurrent creator).
+    try:
+        return cache.incr(cache_key)
+    except ValueError:
+        if cache.add(cache_key, 1, rate.seconds + 1):
+            return 1
+        return cache.incr(cache_key)
+
+
+def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
+    """Count one request against each (scope, key, rate); raise RateLimited if any
+    is past its rate. Returns what remains of each in the current window.
+
+    On Redis every count is one INCR (plus EXPIRE NX for a new window), all in a
+    single pipelined round trip.
+    """
+    now = time.time()
+    keyed = [(f"rl:{scope}:{key}:{int(now // rate.seconds)}", rate) for scope, key, rate in checks]
+    raw_client = getattr(cache, "raw_client", None)
+    if raw_client is not None:
+        pipe = raw_client().pipeline(transaction=False)
+        for cache_key, rate in keyed:
+            full_key = cache.make_key(cache_key)
+            pipe.incr(full_key)
+            pipe.expire(full_key, rate.seconds + 1, nx=True)
+        used_counts = pipe.execute()[0::2]
+    else:
+        used_counts = [_incr(cache_key, rate) for cache_key, rate in keyed]
+    remaining = []
+    for (_, rate), used in zip(keyed, used_counts, strict=True):
+        if used > rate.count:
+            raise RateLimited(retry_after=_retry_after(rate, now))
+        remaining.append(rate.count - used)
+    return remaining
+
+
 def hit(scope: str, key: str, rate: Rate) -> int:
     """Count one request for (scope, key); raise RateLimited past the rate.
 
     Returns how many requests remain in the current window.
     """
-    now = time.time()
-    window = int(now // rate.seconds)
-    cache_key = f"rl:{scope}:{key}:{window}"
-    # One atomic INCR on Redis in the common case; the first request of a
-    # window creates the key (add() loses gracefully to a concurrent creator).
-    try:
-        used = cache.incr(cache_key)
-    except ValueError:
-        if cache.add(cache_key, 1, rate.seconds + 1):
-            used = 1
-        else:
-            used = cache.incr(cache_key)
-    if used > rate.count:
-        raise RateLimited(retry_after=max(1, int((window + 1) * rate.seconds - now) + 1))
-    return rate.count - used
+    return hit_all([(scope, key, rate)])[0]
 
 
 def peek(scope: str, key: str, rate: Rate) -> None:
@@ -59,4 +90,4 @@ def peek(scope: str, key: str, rate: Rate) -> None:
     now = time.time()
     window = int(now // rate.seconds)
     if (cache.get(f"rl:{scope}:{key}:{window}") or 0) >= rate.count:
-        raise RateLimited(retry_after=max(1, int((window + 1) * rate.seconds - now) + 1))
+        raise RateLimited(retry_after=_retry_after(rate, now))
