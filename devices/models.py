@@ -56,7 +56,10 @@ class Device(models.Model):
         (REVOKED, "Revoked"),
     ]
 
-    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="devices")
+    # Not indexed on its own: the unique (connector, identity) index serves it.
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="devices", db_index=False
+    )
     identity = models.CharField(max_length=160)
     status = models.CharField(max_length=11, choices=STATUSES, default=WHITELISTED)
     tags = models.JSONField(default=list, blank=True)
@@ -192,7 +195,10 @@ class Event(models.Model):
         (RELEASE, "Released by its owner"),
     ]
 
-    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="events")
+    # Not indexed on its own: event_connector_recent serves it.
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     identity = models.CharField(max_length=160, blank=True)
     kind = models.CharField(max_length=20, choices=KINDS)
     reason = models.CharField(max_length=500, blank=True)
@@ -217,7 +223,10 @@ class Event(models.Model):
 class DataPoint(models.Model):
     """One value a device wrote to a defined alias."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="data_points")
+    # Not indexed on its own: datapoint_latest serves it.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="data_points", db_index=False
+    )
     alias = models.CharField(max_length=64)
     value = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -95,13 +95,30 @@ RateLimited = ratelimit.RateLimited
 
 
 def record_event(connector_id: str, identity: str, kind: str, reason: str = "", ip=None) -> None:
-    Event.objects.create(
-        connector_id=connector_id,
-        identity=identity[:160],
-        kind=kind,
-        reason=reason[:500],
-        source_ip=ip,
-    )
+    """Append one line to a connector's log (a plain INSERT: it runs on every device request)."""
+    connection = connections[Event.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_EVENT, _event_row(connection, connector_id, identity, kind, reason, ip)
+        )
+
+
+def _event_row(connection, connector_id, identity, kind, reason, ip, now=None) -> list:
+    ops = connection.ops
+    return [
+        connector_id,
+        identity[:160],
+        kind,
+        reason[:500],
+        ops.adapt_ipaddressfield_value(ip),
+        ops.adapt_datetimefield_value(now or timezone.now()),
+    ]
+
+
+_INSERT_EVENT = (
+    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608  (table name from the model)
+    "(connector_id, identity, kind, reason, source_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
+)
 
 
 # --- credentials --------------------------------------------------------------
@@ -239,58 +256,88 @@ def activate_device(
     return token
 
 
+# The claim: of two concurrent activations only one finds the row still
+# whitelisted and inside its window. RETURNING (PostgreSQL, SQLite 3.35+) hands
+# back the device in the same round trip.
+_CLAIM = f"""
+    UPDATE {Device._meta.db_table}
+    SET status = %s, auth_mode = %s, provisioned_at = %s,
+        first_seen_at = COALESCE(first_seen_at, %s), last_seen_at = %s, last_ip = %s,
+        credential_version = credential_version + 1
+    WHERE connector_id = %s AND identity = %s AND status = %s AND activation_expires_at > %s
+    RETURNING id
+"""  # noqa: S608  (table name from the model, values travel as parameters)
+
+
+def _claim(connector: Connector, identity: str, now, ip) -> int | None:
+    connection = connections[Device.objects.db]
+    ops = connection.ops
+    at = ops.adapt_datetimefield_value(now)
+    params = [
+        Device.PROVISIONED,
+        connector.auth_mode,
+        at,
+        at,
+        at,
+        ops.adapt_ipaddressfield_value(ip),
+        connector.pk,
+        identity,
+        Device.WHITELISTED,
+        at,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _refusal_for_unclaimed(connector: Connector, identity: str, now) -> DeviceError:
+    """Why an identity could not be claimed: what the device is told."""
+    device = Device.objects.filter(connector=connector, identity=identity).first()
+    if device is None:
+        return NotWhitelisted()
+    if device.status == Device.REVOKED:
+        return AlreadyProvisioned("device was revoked; an admin must reset it first")
+    if device.status == Device.EXPIRED or (
+        device.status == Device.WHITELISTED
+        and device.activation_expires_at is not None
+        and device.activation_expires_at <= now
+    ):
+        return WindowExpired()
+    # Provisioned, possibly a moment ago by a concurrent activation.
+    return AlreadyProvisioned()
+
+
 def _provision(connector: Connector, identity: str, password: str | None, ip) -> str | None:
     now = timezone.now()
     with transaction.atomic():
-        device = Device.objects.filter(connector=connector, identity=identity).first()
-        if device is None:
-            if not connector.self_registration:
-                raise NotWhitelisted()
+        device_pk = _claim(connector, identity, now, ip)
+        if device_pk is None:
+            refusal = _refusal_for_unclaimed(connector, identity, now)
+            if not (isinstance(refusal, NotWhitelisted) and connector.self_registration):
+                raise refusal
+            # A device registering its own identity: whitelist it, then claim it.
             try:
                 with transaction.atomic():
-                    device = Device.objects.create(
+                    Device.objects.create(
                         connector=connector,
                         identity=identity,
-                        status=Device.WHITELISTED,
                         activation_expires_at=now + timedelta(minutes=1),
                     )
             except IntegrityError as exc:
                 raise AlreadyProvisioned() from exc
-        if device.status == Device.PROVISIONED:
-            raise AlreadyProvisioned()
-        if device.status == Device.REVOKED:
-            raise AlreadyProvisioned("device was revoked; an admin must reset it first")
-        if device.status == Device.EXPIRED or (
-            device.activation_expires_at is not None and device.activation_expires_at <= now
-        ):
-            raise WindowExpired()
-        # The conditional update is the claim: of two concurrent activations only
-        # one sees a row still whitelisted and inside its window.
-        claimed = Device.objects.filter(
-            pk=device.pk, status=Device.WHITELISTED, activation_expires_at__gt=now
-        ).update(
-            status=Device.PROVISIONED,
-            auth_mode=connector.auth_mode,
-            provisioned_at=now,
-            first_seen_at=now,
-            last_seen_at=now,
-            last_ip=ip,
-            credential_version=F("credential_version") + 1,
-        )
-        if not claimed:
-            device.refresh_from_db(fields=["status"])
-            if device.status == Device.EXPIRED:
-                raise WindowExpired()
-            raise AlreadyProvisioned()
+            device_pk = _claim(connector, identity, now, ip)
         token = None
         if connector.auth_mode == Connector.TOKEN:
             token = new_token()
             Credential.objects.create(
-                device=device, kind=Connector.TOKEN, token_hash=hash_token(token)
+                device_id=device_pk, kind=Connector.TOKEN, token_hash=hash_token(token)
             )
         else:
             Credential.objects.create(
-                device=device, kind=Connector.PASSWORD, password_hash=make_password(password)
+                device_id=device_pk,
+                kind=Connector.PASSWORD,
+                password_hash=make_password(password),
             )
         record_event(connector.pk, identity, Event.PROVISION, f"{connector.auth_mode} issued", ip)
     return token
@@ -316,38 +363,46 @@ def _parse_authorization(header: str) -> tuple[str, str, str]:
     raise AuthenticationFailed()
 
 
-# Written out rather than built by the ORM: this runs on every token-authenticated
-# request, and compiling the equivalent three-table query costs more CPU than the
+# Written out rather than built by the ORM: these run on every authenticated
+# device request, and compiling the equivalent joins costs more CPU than the
 # round trip. RawQuerySet still applies the fields' converters.
-_TOKEN_LOOKUP = f"""
+_DEVICE_COLUMNS = f"""
     SELECT d.id, d.connector_id, d.identity, d.status, d.last_seen_at, d.last_ip,
            d.credential_version, c.resources_revision
-    FROM {Credential._meta.db_table} cr
-    JOIN {Device._meta.db_table} d ON d.id = cr.device_id
+    FROM {Device._meta.db_table} d
     JOIN {Connector._meta.db_table} c ON c.id = d.connector_id
+"""  # noqa: S608  (table names come from the models, values travel as parameters)
+_DEVICE_BY_TOKEN = f"""{_DEVICE_COLUMNS}
+    JOIN {Credential._meta.db_table} cr ON cr.device_id = d.id
     WHERE cr.token_hash = %s AND cr.kind = %s AND cr.state = %s
       AND d.connector_id = %s AND d.status = %s
-"""  # noqa: S608  (table names come from the models, values travel as parameters)
+"""  # noqa: S608
+_DEVICE_BY_VERSION = f"""{_DEVICE_COLUMNS}
+    WHERE d.id = %s AND d.connector_id = %s AND d.status = %s AND d.credential_version = %s
+"""  # noqa: S608
 
 
-def _device_by_token(connector_id: str, token: str) -> Device | None:
-    """One indexed lookup: token hash → active credential → device and connector."""
-    params = [
-        hash_token(token),
-        Connector.TOKEN,
-        Credential.ACTIVE,
-        connector_id,
-        Device.PROVISIONED,
-    ]
-    for device in Device.objects.raw(_TOKEN_LOOKUP, params):
+_CONNECTOR_BY_ID = f"SELECT * FROM {Connector._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _provisioned_device(sql: str, params: list) -> Device | None:
+    for device in Device.objects.raw(sql, params):
         # The connector's alias-table revision rides along; its other fields load on use.
         device.connector = Connector.from_db(
             device._state.db,
             ["id", "resources_revision"],
-            [connector_id, device.resources_revision],
+            [device.connector_id, device.resources_revision],
         )
         return device
     return None
+
+
+def _device_by_token(connector_id: str, token: str) -> Device | None:
+    """One indexed lookup: token hash → active credential → device and connector."""
+    return _provisioned_device(
+        _DEVICE_BY_TOKEN,
+        [hash_token(token), Connector.TOKEN, Credential.ACTIVE, connector_id, Device.PROVISIONED],
+    )
 
 
 def _remembered_password_device(connector_id: str, key: str) -> Device | None:
@@ -356,15 +411,8 @@ def _remembered_password_device(connector_id: str, key: str) -> Device | None:
     if remembered is None:
         return None
     device_pk, version = remembered
-    return (
-        Device.objects.select_related("connector")
-        .filter(
-            pk=device_pk,
-            connector_id=connector_id,
-            status=Device.PROVISIONED,
-            credential_version=version,
-        )
-        .first()
+    return _provisioned_device(
+        _DEVICE_BY_VERSION, [device_pk, connector_id, Device.PROVISIONED, version]
     )
 
 
@@ -398,7 +446,10 @@ def _device_by_password(connector: Connector, raw_identity: str, password: str) 
 def get_connector(connector_id: str) -> Connector:
     # Only well-formed ids reach the database (a NUL byte would upset PostgreSQL).
     well_formed = bool(connector_id) and _CONNECTOR_ID.fullmatch(connector_id)
-    connector = Connector.objects.filter(pk=connector_id).first() if well_formed else None
+    connector = None
+    if well_formed:
+        # Written out for the same reason as the device lookups above.
+        connector = next(iter(Connector.objects.raw(_CONNECTOR_BY_ID, [connector_id])), None)
     if connector is None:
         raise ConnectorNotFound()
     return connector
@@ -517,26 +568,14 @@ def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
     _touch(device, now, ip)
 
 
-_INSERT_EVENT = (
-    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608  (table name from the model)
-    "(connector_id, identity, kind, reason, source_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-)
-
-
 def _insert_write(device: Device, points: list[tuple[str, str]], reason: str, ip, now) -> None:
     """Insert a write's data points and its event, atomically, in as few round trips
     as the database allows: one statement on PostgreSQL (a data-modifying CTE)."""
     connection = connections[device._state.db or "default"]
-    ops = connection.ops
-    created_at = ops.adapt_datetimefield_value(now)
-    event = [
-        device.connector_id,
-        device.identity[:160],
-        Event.WRITE,
-        reason[:500],
-        ops.adapt_ipaddressfield_value(ip),
-        created_at,
-    ]
+    created_at = connection.ops.adapt_datetimefield_value(now)
+    event = _event_row(
+        connection, device.connector_id, device.identity, Event.WRITE, reason, ip, now
+    )
     with connection.cursor() as cursor:
         if not points:
             cursor.execute(_INSERT_EVENT, event)

@@ -6,8 +6,9 @@ from django.db import migrations
 CREATE = [
     # pg_trgm is a trusted extension: the database owner may create it.
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    # The expression Django's icontains lookup compares, so the search can use it.
     "CREATE INDEX IF NOT EXISTS device_identity_trgm ON devices_device "
-    "USING gin (identity gin_trgm_ops)",
+    "USING gin (UPPER(identity::text) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS device_tags_gin ON devices_device USING gin (tags jsonb_path_ops)",
 ]
 DROP = [
