@@ -165,6 +165,8 @@ class CeleryWorker:
         if app._pool is not None:
             app._pool.force_close_all()
             app._pool = None
+        # Celery's producer pool wraps the connection pool just closed.
+        app.amqp._producer_pool = None
 
 
 @pytest.fixture
