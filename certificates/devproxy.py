@@ -170,12 +170,19 @@ def render_config(
     server: ServerCertificate,
     proxy_secret: str,
     proxy_bind: str | None = None,
+    websocket_upstream: str | None = None,
 ) -> str:
-    """The nginx configuration for one local front end."""
+    """The nginx configuration for one local front end.
+
+    With `websocket_upstream`, /v1.1/websocket goes to that ASGI server and
+    everything else to `upstream`.
+    """
     # A master started as root would otherwise hand its workers to "nobody",
     # who cannot write the temporary directories under run_dir.
     user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
     replacements = {
+        # First: the block it inserts holds placeholders of its own.
+        "@WEBSOCKET_LOCATION@": _websocket_location(websocket_upstream, proxy_bind),
         "@USER@": user,
         "@RUN_DIR@": str(run_dir),
         "@LISTEN@": listen,
@@ -192,6 +199,19 @@ def render_config(
     for placeholder, value in replacements.items():
         text = text.replace(placeholder, value)
     return text
+
+
+def _websocket_location(upstream: str | None, proxy_bind: str | None) -> str:
+    if not upstream:
+        return ""
+    bind = f"proxy_bind {proxy_bind};" if proxy_bind else ""
+    return f"""        location /v1.1/websocket {{
+            proxy_pass http://{upstream};
+            {bind}
+            include @PROXY_PARAMS@;
+            proxy_set_header X-Gatehouse-Proxy-Secret "@PROXY_SECRET@";
+        }}
+"""
 
 
 @dataclass
@@ -221,6 +241,7 @@ def prepare(
     proxy_bind: str | None = None,
     certificate_dir: Path | None = None,
     proxy_secret: str | None = None,
+    websocket_upstream: str | None = None,
 ) -> LocalProxy:
     """Write everything nginx needs under `run_dir`; return the command that runs it.
 
@@ -243,6 +264,7 @@ def prepare(
             server=server,
             proxy_secret=secret,
             proxy_bind=proxy_bind,
+            websocket_upstream=websocket_upstream,
         )
     )
     config_file.chmod(0o600)
@@ -271,7 +293,13 @@ def wait_until_listening(process: subprocess.Popen, host: str, port: int, timeou
 
 
 def local_front_end(
-    var_dir: Path, *, port: int, upstream: str, device_domain: str, proxy_secret: str = ""
+    var_dir: Path,
+    *,
+    port: int,
+    upstream: str,
+    device_domain: str,
+    proxy_secret: str = "",
+    websocket_upstream: str | None = None,
 ) -> LocalProxy | None:
     """The HTTPS port of `make run`, or None when nginx is not installed."""
     if nginx_binary() is None:
@@ -282,6 +310,7 @@ def local_front_end(
         upstream=upstream,
         hostnames=["localhost", f"*.{device_domain}", "127.0.0.1", "::1"],
         proxy_secret=proxy_secret or None,
+        websocket_upstream=websocket_upstream,
     )
 
 

@@ -92,6 +92,9 @@ class Command(BaseCommand):
                 upstream=f"{options['host']}:{options['port']}",
                 device_domain=settings.DEVICE_DOMAIN,
                 proxy_secret=settings.PROXY_SHARED_SECRET,
+                websocket_upstream=(
+                    f"{options['host']}:{options['asgi_port']}" if options["asgi_port"] else None
+                ),
             )
         if self.proxy is not None:
             # The web processes believe the certificate header only with nginx's secret.
