@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices import services as device_services
-from devices.models import Device
+from devices.models import Device, Event
 from portal import ratelimit
 from registrations.models import Message, SecureDevice
 from registrations.services import (
@@ -89,7 +89,7 @@ def authenticate_secure_device(authorization, certificate, ip) -> Device:
         device_services.record_event(
             device.connector_id,
             device.identity,
-            device_services.Event.AUTH_FAILED,
+            Event.AUTH_FAILED,
             "access token presented with another certificate than the device's",
             ip,
         )
@@ -141,7 +141,7 @@ def post_message(device: Device, sdid, data, channel: str, ip) -> tuple[Message,
         device_services.record_event(
             device.connector_id,
             device.identity,
-            device_services.Event.AUTH_FAILED,
+            Event.AUTH_FAILED,
             f"message for another device ({str(sdid)[:40]!r}) refused",
             ip,
         )

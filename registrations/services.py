@@ -29,7 +29,7 @@ from certificates.services import chains_to_connector
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices import services as device_services
-from devices.models import Device
+from devices.models import Device, Event
 from portal import ratelimit
 from registrations.models import Registration, SecureDevice
 
@@ -194,7 +194,7 @@ def require_trust(connector: Connector, certificate: x509.Certificate, identity:
         device_services.record_event(
             connector.pk,
             identity,
-            device_services.Event.AUTH_FAILED,
+            Event.AUTH_FAILED,
             "client certificate does not chain to the connector's CA or a trust anchor, "
             "or is expired or revoked",
             ip,
@@ -316,7 +316,7 @@ def _registration_for_device(rid, certificate, ip) -> Registration:
         device_services.record_event(
             registration.connector_id,
             registration.vendor_device_id,
-            device_services.Event.AUTH_FAILED,
+            Event.AUTH_FAILED,
             f"registration {registration.rid}: not the certificate that started it",
             ip,
         )
@@ -337,7 +337,7 @@ def _expire_if_due(registration: Registration, now=None) -> None:
         device_services.record_event(
             registration.connector_id,
             registration.vendor_device_id,
-            device_services.Event.EXPIRE,
+            Event.EXPIRE,
             f"registration {registration.rid} expired before it was completed",
         )
     registration.refresh_from_db(fields=["status"])
@@ -366,7 +366,7 @@ def complete_registration(rid, nonce, certificate, ip) -> tuple[Registration, Se
         device_services.record_event(
             registration.connector_id,
             registration.vendor_device_id,
-            device_services.Event.AUTH_FAILED,
+            Event.AUTH_FAILED,
             f"registration {registration.rid}: wrong nonce",
             ip,
         )
@@ -400,7 +400,7 @@ def complete_registration(rid, nonce, certificate, ip) -> tuple[Registration, Se
         device_services.record_event(
             device.connector_id,
             device.identity,
-            device_services.Event.PROVISION,
+            Event.PROVISION,
             f"secure registration {registration.rid} completed; owned by {owner}",
             ip,
         )
@@ -687,11 +687,11 @@ def expire_stale_registrations(batch_size: int | None = None) -> int:
             claimed = Registration.objects.filter(
                 pk__in=[row[0] for row in rows], status__in=Registration.PENDING
             ).update(status=Registration.EXPIRED)
-            device_services.Event.objects.bulk_create(
-                device_services.Event(
+            Event.objects.bulk_create(
+                Event(
                     connector_id=connector_id,
                     identity=identity,
-                    kind=device_services.Event.EXPIRE,
+                    kind=Event.EXPIRE,
                     reason=f"registration {rid} expired before it was completed",
                 )
                 for _, connector_id, identity, rid in rows

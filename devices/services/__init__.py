@@ -1,0 +1,86 @@
+"""Whitelisting, provisioning, device authentication, data and expiry.
+
+Plain functions raising domain exceptions; the device API and the management
+API map those exceptions to status codes, each with one table. Callers use
+`from devices import services` and the names re-exported here.
+"""
+
+from devices.services.authentication import authenticate_device, get_connector
+from devices.services.credentials import (
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_BYTES,
+    TOKEN_LENGTH,
+    hash_token,
+    new_token,
+)
+from devices.services.data import read_latest, resource_formats, wait_for_change, write_data
+from devices.services.errors import (
+    AlreadyProvisioned,
+    AlreadyWhitelisted,
+    AuthenticationFailed,
+    ConnectorNotFound,
+    DeviceError,
+    IdentityRejected,
+    InvalidData,
+    InvalidTransition,
+    IpNotAllowed,
+    NotWhitelisted,
+    RateLimited,
+    UnsupportedAuth,
+    WindowExpired,
+)
+from devices.services.events import INSERT_EVENT, event_row, record_event
+from devices.services.lifecycle import (
+    delete_device,
+    expire_stale_whitelist,
+    purge_old_records,
+    reset_device,
+    revoke_device,
+)
+from devices.services.provisioning import activate_device
+from devices.services.whitelist import (
+    activation_deadline,
+    validate_identity,
+    validate_tags,
+    whitelist_device,
+)
+
+__all__ = [
+    "AlreadyProvisioned",
+    "AlreadyWhitelisted",
+    "AuthenticationFailed",
+    "ConnectorNotFound",
+    "DeviceError",
+    "INSERT_EVENT",
+    "IdentityRejected",
+    "InvalidData",
+    "InvalidTransition",
+    "IpNotAllowed",
+    "MAX_PASSWORD_BYTES",
+    "MIN_PASSWORD_BYTES",
+    "NotWhitelisted",
+    "RateLimited",
+    "TOKEN_LENGTH",
+    "UnsupportedAuth",
+    "WindowExpired",
+    "activate_device",
+    "activation_deadline",
+    "authenticate_device",
+    "delete_device",
+    "event_row",
+    "expire_stale_whitelist",
+    "get_connector",
+    "hash_token",
+    "new_token",
+    "purge_old_records",
+    "read_latest",
+    "record_event",
+    "reset_device",
+    "resource_formats",
+    "revoke_device",
+    "validate_identity",
+    "validate_tags",
+    "wait_for_change",
+    "whitelist_device",
+    "write_data",
+]

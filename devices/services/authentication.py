@@ -1,0 +1,183 @@
+"""Authenticating device requests: tokens, passwords (remembered), certificates."""
+
+import base64
+import re
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+from django.core.cache import cache
+
+from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.models import CONNECTOR_ID_PATTERN, Connector
+from devices.models import Credential, Device, Event
+from devices.services.credentials import (
+    MAX_PASSWORD_BYTES,
+    hash_token,
+    password_cache_key,
+)
+from devices.services.errors import (
+    AuthenticationFailed,
+    ConnectorNotFound,
+)
+from devices.services.events import record_event
+from portal import ratelimit
+
+_CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
+
+
+def _parse_authorization(header: str) -> tuple[str, str, str]:
+    """Split an Authorization header into (kind, identity, secret); kind is token or password."""
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "token" and value:
+        return "token", "", value
+    if scheme == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AuthenticationFailed() from exc
+        identity, sep, secret = decoded.partition(":")
+        if sep and secret:
+            return ("password", identity, secret) if identity else ("token", "", secret)
+    raise AuthenticationFailed()
+
+
+# Written out rather than built by the ORM: these run on every authenticated
+# device request, and compiling the equivalent joins costs more CPU than the
+# round trip. RawQuerySet still applies the fields' converters.
+_DEVICE_COLUMNS = f"""
+    SELECT d.id, d.connector_id, d.identity, d.status, d.last_seen_at, d.last_ip,
+           d.credential_version, c.resources_revision
+    FROM {Device._meta.db_table} d
+    JOIN {Connector._meta.db_table} c ON c.id = d.connector_id
+"""  # noqa: S608  (table names come from the models, values travel as parameters)
+_DEVICE_BY_TOKEN = f"""{_DEVICE_COLUMNS}
+    JOIN {Credential._meta.db_table} cr ON cr.device_id = d.id
+    WHERE cr.token_hash = %s AND cr.kind = %s AND cr.state = %s
+      AND d.connector_id = %s AND d.status = %s
+"""  # noqa: S608
+_DEVICE_BY_VERSION = f"""{_DEVICE_COLUMNS}
+    WHERE d.id = %s AND d.connector_id = %s AND d.status = %s AND d.credential_version = %s
+"""  # noqa: S608
+
+
+_CONNECTOR_BY_ID = f"SELECT * FROM {Connector._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _provisioned_device(sql: str, params: list) -> Device | None:
+    for device in Device.objects.raw(sql, params):
+        # The connector's alias-table revision rides along; its other fields load on use.
+        device.connector = Connector.from_db(
+            device._state.db,
+            ["id", "resources_revision"],
+            [device.connector_id, device.resources_revision],
+        )
+        return device
+    return None
+
+
+def _device_by_token(connector_id: str, token: str) -> Device | None:
+    """One indexed lookup: token hash → active credential → device and connector."""
+    return _provisioned_device(
+        _DEVICE_BY_TOKEN,
+        [hash_token(token), Connector.TOKEN, Credential.ACTIVE, connector_id, Device.PROVISIONED],
+    )
+
+
+def _remembered_password_device(connector_id: str, key: str) -> Device | None:
+    """A device whose password was verified recently under its current credential version."""
+    remembered = cache.get(key)
+    if remembered is None:
+        return None
+    device_pk, version = remembered
+    return _provisioned_device(
+        _DEVICE_BY_VERSION, [device_pk, connector_id, Device.PROVISIONED, version]
+    )
+
+
+def _device_by_password(connector: Connector, raw_identity: str, password: str) -> Device | None:
+    """Verify identity:password with the slow hash (the cache missed)."""
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        return None
+    try:
+        identity = normalize_identity(raw_identity, connector.identity_format)
+    except InvalidIdentity:
+        return None
+    device = (
+        Device.objects.select_related("connector")
+        .filter(connector=connector, identity=identity, status=Device.PROVISIONED)
+        .first()
+    )
+    credential = (
+        Credential.objects.filter(device=device, kind=Connector.PASSWORD, state=Credential.ACTIVE)
+        .only("password_hash")
+        .first()
+        if device
+        else None
+    )
+    # check_password runs the slow hash even without a stored one, so a missing
+    # device takes as long to refuse as a wrong password.
+    if not check_password(password, credential.password_hash if credential else None):
+        return None
+    return device if credential is not None else None
+
+
+def get_connector(connector_id: str) -> Connector:
+    # Only well-formed ids reach the database (a NUL byte would upset PostgreSQL).
+    well_formed = bool(connector_id) and _CONNECTOR_ID.fullmatch(connector_id)
+    connector = None
+    if well_formed:
+        # Written out for the same reason as the device lookups above.
+        connector = next(iter(Connector.objects.raw(_CONNECTOR_BY_ID, [connector_id])), None)
+    if connector is None:
+        raise ConnectorNotFound()
+    return connector
+
+
+def authenticate_device(connector_id: str, authorization: str, ip, certificate=None) -> Device:
+    """Return the provisioned device behind an Authorization header, or raise.
+
+    Tokens cost one indexed lookup. Passwords cost the slow hash only when no
+    verification of the same identity:password is remembered in the cache. The
+    device never learns which part was wrong; the event log does.
+    Without an Authorization header, a TLS client `certificate` authenticates
+    (and in certificate mode provisions on first use: certificates.device_auth).
+    """
+    if not authorization and certificate is not None:
+        # Imported here: the certificates app builds on this module.
+        from certificates.device_auth import authenticate_certificate
+
+        return authenticate_certificate(connector_id, certificate, ip)
+    if not _CONNECTOR_ID.fullmatch(connector_id or ""):
+        raise ConnectorNotFound()
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
+    identity = ""
+    try:
+        if not authorization:
+            raise AuthenticationFailed("no credentials presented")
+        kind, identity, secret = _parse_authorization(authorization)
+        if kind == "token":
+            device = _device_by_token(connector_id, secret)
+        else:
+            # Keyed by what was presented, so a hit needs neither the connector
+            # nor the identity format.
+            key = password_cache_key(connector_id, identity, secret)
+            device = _remembered_password_device(connector_id, key)
+            if device is None:
+                connector = get_connector(connector_id)
+                ratelimit.peek("authfail", str(ip), failures)
+                device = _device_by_password(connector, identity, secret)
+                if device is not None:
+                    cache.set(
+                        key,
+                        (device.pk, device.credential_version),
+                        settings.CREDENTIAL_CACHE_SECONDS,
+                    )
+        if device is None:
+            raise AuthenticationFailed(f"unknown or revoked {kind}")
+    except AuthenticationFailed as exc:
+        connector = get_connector(connector_id)
+        record_event(connector.pk, identity, Event.AUTH_FAILED, exc.message, ip)
+        ratelimit.hit("authfail", str(ip), failures)
+        raise
+    return device

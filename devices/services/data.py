@@ -1,0 +1,156 @@
+"""Device data: writes, latest values, long polls."""
+
+import json
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from connectors.models import Connector, Resource
+from devices.models import DataPoint, Device, Event
+from devices.services.errors import InvalidData
+from devices.services.events import INSERT_EVENT, event_row
+from portal import ratelimit
+
+
+def _check_value(fmt: str, value: str) -> None:
+    if fmt == Resource.NUMBER:
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise InvalidData(f"{value!r} is not a number") from exc
+        if number != number or number in (float("inf"), float("-inf")):
+            raise InvalidData(f"{value!r} is not a finite number")
+    elif fmt == Resource.BOOLEAN:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidData(f"{value!r} is not a boolean (true, false, 1 or 0)")
+    elif fmt == Resource.JSON:
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            raise InvalidData(f"{value!r} is not JSON") from exc
+
+
+_resource_formats_memo: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def resource_formats(connector: Connector) -> dict[str, str]:
+    """alias → format of a connector, remembered per process until its revision changes.
+
+    The revision comes with the connector row the request loaded anyway, so a
+    resource defined a moment ago is never missed.
+    """
+    memo = _resource_formats_memo.get(connector.pk)
+    if memo is not None and memo[0] == connector.resources_revision:
+        return memo[1]
+    formats = dict(
+        Resource.objects.filter(connector_id=connector.pk).values_list("alias", "format")
+    )
+    _resource_formats_memo[connector.pk] = (connector.resources_revision, formats)
+    return formats
+
+
+def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
+    """Store values for defined aliases; log every write, including undefined aliases."""
+    ratelimit.hit("write", str(device.pk), ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE))
+    if not pairs:
+        raise InvalidData("no alias=value pairs in the body")
+    formats = resource_formats(device.connector)
+    stored, ignored = [], []
+    for alias, value in pairs:
+        if alias in formats:
+            try:
+                _check_value(formats[alias], value)
+            except InvalidData as exc:
+                raise InvalidData(f"{alias}: {exc.message}") from exc
+            stored.append((alias, value))
+        else:
+            ignored.append(alias)
+    reason = ", ".join(f"{alias}={value}" for alias, value in pairs)
+    if ignored:
+        reason += f" (not stored, undefined: {', '.join(ignored)})"
+    now = timezone.now()
+    _insert_write(device, stored, reason, ip, now)
+    _touch(device, now, ip)
+
+
+def _insert_write(device: Device, points: list[tuple[str, str]], reason: str, ip, now) -> None:
+    """Insert a write's data points and its event, atomically, in as few round trips
+    as the database allows: one statement on PostgreSQL (a data-modifying CTE)."""
+    connection = connections[device._state.db or "default"]
+    created_at = connection.ops.adapt_datetimefield_value(now)
+    event = event_row(
+        connection, device.connector_id, device.identity, Event.WRITE, reason, ip, now
+    )
+    with connection.cursor() as cursor:
+        if not points:
+            cursor.execute(INSERT_EVENT, event)
+            return
+        insert_points = (
+            f"INSERT INTO {DataPoint._meta.db_table} (device_id, alias, value, created_at) "  # noqa: S608
+            "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(points))
+        )
+        values = [item for alias, value in points for item in (device.pk, alias, value, created_at)]
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH points AS ({insert_points}) {INSERT_EVENT}", values + event)
+        else:
+            with transaction.atomic(using=connection.alias):
+                cursor.execute(insert_points, values)
+                cursor.execute(INSERT_EVENT, event)
+
+
+def _touch(device: Device, now, ip) -> None:
+    """Record last-seen, at most every 30 s per device, to keep writes cheap."""
+    if (
+        device.last_seen_at
+        and (now - device.last_seen_at).total_seconds() < 30
+        and (device.last_ip == ip)
+    ):
+        return
+    Device.objects.filter(pk=device.pk).update(last_seen_at=now, last_ip=ip)
+
+
+def read_latest(device: Device, aliases: list[str]) -> dict[str, str]:
+    """Latest value of each defined alias asked for that has one."""
+    defined = set(
+        Resource.objects.filter(connector_id=device.connector_id, alias__in=aliases).values_list(
+            "alias", flat=True
+        )
+    )
+    values = {}
+    for alias in aliases:
+        if alias in defined and alias not in values:
+            point = (
+                DataPoint.objects.filter(device=device, alias=alias)
+                .order_by("-id")
+                .values_list("value", flat=True)
+                .first()
+            )
+            if point is not None:
+                values[alias] = point
+    return values
+
+
+def wait_for_change(device: Device, alias: str, since: float | None, timeout: float):
+    """Long poll: the alias's value once it changes after `since` (unix seconds).
+
+    Without `since`, waits for a value newer than the latest at call time.
+    Returns the value, or None at the timeout.
+    """
+    if not Resource.objects.filter(connector_id=device.connector_id, alias=alias).exists():
+        raise InvalidData(f"alias {alias!r} is not defined")
+    points = DataPoint.objects.filter(device=device, alias=alias).order_by("-id")
+    if since is not None:
+        newer = points.filter(created_at__gt=datetime.fromtimestamp(since, tz=UTC)).first()
+        if newer is not None:
+            return newer.value
+    latest = points.values_list("id", flat=True).first() or 0
+    deadline = time.monotonic() + min(timeout, settings.LONG_POLL_MAX_SECONDS)
+    while time.monotonic() < deadline:
+        time.sleep(min(settings.LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+        newer = points.filter(id__gt=latest).first()
+        if newer is not None:
+            return newer.value
+    return None

@@ -1,0 +1,118 @@
+"""Admin actions on devices, the expiry sweep and retention."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from devices.models import Credential, DataPoint, Device, Event
+from devices.services.events import record_event
+from devices.services.whitelist import activation_deadline
+
+
+def _drop_credentials(device: Device, now) -> None:
+    device.credentials.filter(state__in=[Credential.ACTIVE, Credential.INACTIVE]).update(
+        state=Credential.REVOKED, revoked_at=now
+    )
+
+
+def reset_device(device: Device, *, window_seconds: int | None = None, actor="", ip=None) -> Device:
+    """Back to whitelisted with a fresh window and no credentials."""
+    now = timezone.now()
+    with transaction.atomic():
+        _drop_credentials(device, now)
+        Device.objects.filter(pk=device.pk).update(
+            status=Device.WHITELISTED,
+            activation_expires_at=activation_deadline(device.connector, window_seconds),
+            provisioned_at=None,
+            auth_mode="",
+            credential_version=F("credential_version") + 1,
+        )
+        record_event(device.connector_id, device.identity, Event.RESET, actor, ip)
+    device.refresh_from_db()
+    return device
+
+
+def revoke_device(device: Device, *, actor="", ip=None) -> Device:
+    """Revoke every credential; the device is refused until an admin resets it."""
+    now = timezone.now()
+    with transaction.atomic():
+        _drop_credentials(device, now)
+        Device.objects.filter(pk=device.pk).update(
+            status=Device.REVOKED, credential_version=F("credential_version") + 1
+        )
+        record_event(device.connector_id, device.identity, Event.REVOKE, actor, ip)
+    device.refresh_from_db()
+    return device
+
+
+def delete_device(device: Device, *, actor="", ip=None) -> None:
+    with transaction.atomic():
+        record_event(device.connector_id, device.identity, Event.DELETE, actor, ip)
+        device.delete()
+
+
+def expire_stale_whitelist(batch_size: int | None = None) -> int:
+    """Mark whitelisted entries past their window `expired`, in batches.
+
+    Each batch claims its rows under `FOR UPDATE SKIP LOCKED` (PostgreSQL) and
+    the update re-checks the status, so two workers never handle one row twice.
+    """
+    batch_size = batch_size or settings.EXPIRY_BATCH_SIZE
+    total = 0
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(
+                Device.objects.select_for_update(skip_locked=True)
+                .filter(status=Device.WHITELISTED, activation_expires_at__lte=now)
+                .order_by("activation_expires_at")
+                .values_list("pk", "connector_id", "identity")[:batch_size]
+            )
+            if not rows:
+                return total
+            claimed = Device.objects.filter(
+                pk__in=[pk for pk, _, _ in rows], status=Device.WHITELISTED
+            ).update(status=Device.EXPIRED)
+            Event.objects.bulk_create(
+                Event(
+                    connector_id=connector_id,
+                    identity=identity,
+                    kind=Event.EXPIRE,
+                    reason="activation window passed",
+                )
+                for _, connector_id, identity in rows
+            )
+        total += claimed
+        if len(rows) < batch_size:
+            return total
+
+
+def purge_old_records(batch_size: int = 10_000) -> dict[str, int]:
+    """Delete events and data points older than their retention, a batch at a time.
+
+    Batches keep each transaction short so writes from devices never wait long.
+    A retention of 0 days keeps records forever.
+    """
+    purged = {}
+    for model, days in (
+        (Event, settings.EVENT_RETENTION_DAYS),
+        (DataPoint, settings.DATA_RETENTION_DAYS),
+    ):
+        count = 0
+        if days:
+            cutoff = timezone.now() - timedelta(days=days)
+            while True:
+                ids = list(
+                    model.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                        :batch_size
+                    ]
+                )
+                if not ids:
+                    break
+                # A raw delete: events refuse updates, and there are no signals to run.
+                count += model.objects.filter(pk__in=ids)._raw_delete(model.objects.db)
+        purged[model._meta.model_name] = count
+    return purged

@@ -1,0 +1,163 @@
+"""Provisioning a whitelisted identity (§3.1)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
+
+from connectors.models import Connector
+from devices.models import Credential, Device, Event
+from devices.services.credentials import (
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_BYTES,
+    hash_token,
+    new_token,
+)
+from devices.services.errors import (
+    AlreadyProvisioned,
+    DeviceError,
+    IpNotAllowed,
+    NotWhitelisted,
+    RateLimited,
+    UnsupportedAuth,
+    WindowExpired,
+)
+from devices.services.events import record_event
+from devices.services.whitelist import validate_identity
+from portal import ratelimit
+
+
+def _check_activation_rate(connector: Connector, identity: str, ip) -> None:
+    ratelimit.hit_all(
+        [
+            (
+                "act-ip",
+                f"{connector.pk}:{ip}",
+                ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE_IP),
+            ),
+            (
+                "act",
+                f"{connector.pk}:{identity}",
+                ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE),
+            ),
+        ]
+    )
+
+
+def activate_device(
+    connector: Connector, raw_identity: str, password: str | None, ip
+) -> str | None:
+    """Provision a whitelisted identity (§3.1). Returns the token in token mode.
+
+    Failures are logged as `provision_failed` events with their reason and raised.
+    """
+    identity = raw_identity if isinstance(raw_identity, str) else ""
+    try:
+        _check_activation_rate(connector, identity[:160], ip)
+        if connector.auth_mode == Connector.CERTIFICATE:
+            raise UnsupportedAuth("this connector provisions devices with TLS client certificates")
+        if connector.auth_mode == Connector.PASSWORD:
+            if password is None or len(password.encode()) < MIN_PASSWORD_BYTES:
+                raise UnsupportedAuth(
+                    f"a password of at least {MIN_PASSWORD_BYTES} bytes is required"
+                )
+            if len(password.encode()) > MAX_PASSWORD_BYTES:
+                raise UnsupportedAuth(f"passwords are at most {MAX_PASSWORD_BYTES} bytes")
+        if not connector.allows_ip(ip):
+            raise IpNotAllowed()
+        identity = validate_identity(connector, identity)
+        token = _provision(connector, identity, password, ip)
+    except (DeviceError, RateLimited) as exc:
+        reason = getattr(exc, "message", str(exc))
+        record_event(connector.pk, identity, Event.PROVISION_FAILED, reason, ip)
+        raise
+    return token
+
+
+# The claim: of two concurrent activations only one finds the row still
+# whitelisted and inside its window. RETURNING (PostgreSQL, SQLite 3.35+) hands
+# back the device in the same round trip.
+_CLAIM = f"""
+    UPDATE {Device._meta.db_table}
+    SET status = %s, auth_mode = %s, provisioned_at = %s,
+        first_seen_at = COALESCE(first_seen_at, %s), last_seen_at = %s, last_ip = %s,
+        credential_version = credential_version + 1
+    WHERE connector_id = %s AND identity = %s AND status = %s AND activation_expires_at > %s
+    RETURNING id
+"""  # noqa: S608  (table name from the model, values travel as parameters)
+
+
+def _claim(connector: Connector, identity: str, now, ip) -> int | None:
+    connection = connections[Device.objects.db]
+    ops = connection.ops
+    at = ops.adapt_datetimefield_value(now)
+    params = [
+        Device.PROVISIONED,
+        connector.auth_mode,
+        at,
+        at,
+        at,
+        ops.adapt_ipaddressfield_value(ip),
+        connector.pk,
+        identity,
+        Device.WHITELISTED,
+        at,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _refusal_for_unclaimed(connector: Connector, identity: str, now) -> DeviceError:
+    """Why an identity could not be claimed: what the device is told."""
+    device = Device.objects.filter(connector=connector, identity=identity).first()
+    if device is None:
+        return NotWhitelisted()
+    if device.status == Device.REVOKED:
+        return AlreadyProvisioned("device was revoked; an admin must reset it first")
+    if device.status == Device.EXPIRED or (
+        device.status == Device.WHITELISTED
+        and device.activation_expires_at is not None
+        and device.activation_expires_at <= now
+    ):
+        return WindowExpired()
+    # Provisioned, possibly a moment ago by a concurrent activation.
+    return AlreadyProvisioned()
+
+
+def _provision(connector: Connector, identity: str, password: str | None, ip) -> str | None:
+    now = timezone.now()
+    with transaction.atomic():
+        device_pk = _claim(connector, identity, now, ip)
+        if device_pk is None:
+            refusal = _refusal_for_unclaimed(connector, identity, now)
+            if not (isinstance(refusal, NotWhitelisted) and connector.self_registration):
+                raise refusal
+            # A device registering its own identity: whitelist it, then claim it.
+            try:
+                with transaction.atomic():
+                    Device.objects.create(
+                        connector=connector,
+                        identity=identity,
+                        activation_expires_at=now + timedelta(minutes=1),
+                    )
+            except IntegrityError as exc:
+                raise AlreadyProvisioned() from exc
+            device_pk = _claim(connector, identity, now, ip)
+        token = None
+        if connector.auth_mode == Connector.TOKEN:
+            token = new_token()
+            Credential.objects.create(
+                device_id=device_pk, kind=Connector.TOKEN, token_hash=hash_token(token)
+            )
+        else:
+            Credential.objects.create(
+                device_id=device_pk,
+                kind=Connector.PASSWORD,
+                password_hash=make_password(password),
+            )
+        record_event(connector.pk, identity, Event.PROVISION, f"{connector.auth_mode} issued", ip)
+    return token
