@@ -179,9 +179,7 @@ def _provision_on_first_use(
         device_services.record_event(connector.pk, identity, failed, reason, ip)
         raise device_services.IpNotAllowed()
     try:
-        ratelimit.hit(
-            "act", f"{connector.pk}:{identity}", ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE)
-        )
+        device_services.check_activation_rate(connector, identity, ip)
     except ratelimit.RateLimited:
         device_services.record_event(connector.pk, identity, failed, "too many attempts", ip)
         raise

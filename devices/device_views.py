@@ -39,7 +39,8 @@ def _refusal(exc: Exception) -> HttpResponse:
         response = _text("too many requests", 429)
         response["Retry-After"] = str(exc.retry_after)
         return response
-    status = STATUS_BY_ERROR[type(exc)]
+    # The nearest listed class decides; a refusal not listed is a plain 400.
+    status = next((STATUS_BY_ERROR[k] for k in type(exc).__mro__ if k in STATUS_BY_ERROR), 400)
     if status == 401:
         # Never a hint which part of the credentials was wrong.
         response = _text("unauthorized", 401)
@@ -48,12 +49,20 @@ def _refusal(exc: Exception) -> HttpResponse:
     return _text(exc.message, status)
 
 
+def _small_number(text: str, digits: int) -> int | None:
+    """A non-negative integer of at most `digits` ASCII digits, else None."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= digits:
+        return int(text)
+    return None
+
+
 def _form_pairs(request) -> list[tuple[str, str]] | HttpResponse:
     """The body's form fields in order, or a 4xx response."""
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit():
+    length = _small_number(request.META.get("CONTENT_LENGTH") or "0", 18)
+    if length is None:
         return _text("bad Content-Length", 400)
-    if int(length) > settings.DEVICE_MAX_BODY_BYTES:
+    if length > settings.DEVICE_MAX_BODY_BYTES:
         return _text(f"body larger than {settings.DEVICE_MAX_BODY_BYTES} bytes", 413)
     content_type = request.content_type or FORM_TYPE
     if content_type != FORM_TYPE:
@@ -130,12 +139,10 @@ def _read(request, device) -> HttpResponse:
         return HttpResponse(urlencode(values), content_type=FORM_TYPE)
     if len(aliases) != 1:
         raise services.InvalidData("long polling watches exactly one alias")
-    try:
-        timeout_seconds = int(timeout) / 1000
-    except ValueError as exc:
-        raise services.InvalidData("Request-Timeout is milliseconds as an integer") from exc
-    if timeout_seconds <= 0:
-        raise services.InvalidData("Request-Timeout must be positive")
+    milliseconds = _small_number(timeout, 9)
+    if not milliseconds:
+        raise services.InvalidData("Request-Timeout is a positive number of milliseconds")
+    timeout_seconds = milliseconds / 1000
     since = _parse_since(request.headers.get("If-Modified-Since"))
     value = services.wait_for_change(device, aliases[0], since, timeout_seconds)
     if value is None:
@@ -147,12 +154,13 @@ def _parse_since(header: str | None) -> float | None:
     """If-Modified-Since as unix seconds (the device API's form) or an HTTP date."""
     if not header:
         return None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
+    # Unix seconds up to the year 9999, the last a timestamp can name.
+    seconds = _small_number(header, 11)
+    if seconds is not None and seconds < 253402300800:
+        return float(seconds)
     try:
-        return parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError) as exc:
+        return parsedate_to_datetime(header.strip()).timestamp()
+    except (TypeError, ValueError, OverflowError) as exc:
         raise services.InvalidData("If-Modified-Since is unix seconds or an HTTP date") from exc
 
 

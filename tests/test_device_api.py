@@ -287,3 +287,44 @@ def test_malformed_connector_ids_in_the_path_are_404(client, connector_id):
             HTTP_AUTHORIZATION="Token " + "a" * 40,
         )
         assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_REQUEST_TIMEOUT": "9" * 400},
+        {"HTTP_REQUEST_TIMEOUT": "²"},
+        {"HTTP_REQUEST_TIMEOUT": "0"},
+        {"HTTP_REQUEST_TIMEOUT": "100", "HTTP_IF_MODIFIED_SINCE": "9" * 20},
+        {"HTTP_REQUEST_TIMEOUT": "100", "HTTP_IF_MODIFIED_SINCE": "²"},
+    ],
+)
+def test_absurd_long_poll_headers_are_400(device_client, connector, whitelist, headers):
+    whitelist(connector, "00000001")
+    auth = "Token " + device_client.activate("00000001").content.decode()
+    assert device_client.read("myalias", auth, **headers).status_code == 400
+
+
+def test_a_certificate_with_a_malformed_connector_id_is_404(client):
+    from portal.net import CLIENT_CERT_META
+    from tests.tls import make_certificate, pem
+
+    response = client.post(
+        "/c/dt%00/api:v1/stack/alias",
+        "myalias=1",
+        content_type="application/x-www-form-urlencoded",
+        **{CLIENT_CERT_META: pem(make_certificate("00000001").cert)},
+    )
+    assert response.status_code == 404
+
+
+def test_revoking_a_revoked_device_is_refused_and_changes_nothing(connector, whitelist):
+    from devices import services
+
+    device = services.revoke_device(whitelist(connector, "00000001"))
+    version = device.credential_version
+    with pytest.raises(services.InvalidTransition):
+        services.revoke_device(device)
+    device.refresh_from_db()
+    assert device.credential_version == version
+    assert Event.objects.filter(kind="revoke").count() == 1

@@ -37,7 +37,7 @@ from devices.services.lifecycle import (
     reset_device,
     revoke_device,
 )
-from devices.services.provisioning import activate_device
+from devices.services.provisioning import activate_device, check_activation_rate
 from devices.services.whitelist import (
     activation_deadline,
     validate_identity,
@@ -66,6 +66,7 @@ __all__ = [
     "activate_device",
     "activation_deadline",
     "authenticate_device",
+    "check_activation_rate",
     "delete_device",
     "event_row",
     "expire_stale_whitelist",

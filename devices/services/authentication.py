@@ -143,13 +143,13 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
     Without an Authorization header, a TLS client `certificate` authenticates
     (and in certificate mode provisions on first use: certificates.device_auth).
     """
+    if not _CONNECTOR_ID.fullmatch(connector_id or ""):
+        raise ConnectorNotFound()
     if not authorization and certificate is not None:
         # Imported here: the certificates app builds on this module.
         from certificates.device_auth import authenticate_certificate
 
         return authenticate_certificate(connector_id, certificate, ip)
-    if not _CONNECTOR_ID.fullmatch(connector_id or ""):
-        raise ConnectorNotFound()
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
     identity = ""
     try:

@@ -114,11 +114,7 @@ def _touch(device: Device, now, ip) -> None:
 
 def read_latest(device: Device, aliases: list[str]) -> dict[str, str]:
     """Latest value of each defined alias asked for that has one."""
-    defined = set(
-        Resource.objects.filter(connector_id=device.connector_id, alias__in=aliases).values_list(
-            "alias", flat=True
-        )
-    )
+    defined = resource_formats(device.connector)
     values = {}
     for alias in aliases:
         if alias in defined and alias not in values:
@@ -139,11 +135,15 @@ def wait_for_change(device: Device, alias: str, since: float | None, timeout: fl
     Without `since`, waits for a value newer than the latest at call time.
     Returns the value, or None at the timeout.
     """
-    if not Resource.objects.filter(connector_id=device.connector_id, alias=alias).exists():
+    if alias not in resource_formats(device.connector):
         raise InvalidData(f"alias {alias!r} is not defined")
     points = DataPoint.objects.filter(device=device, alias=alias).order_by("-id")
     if since is not None:
-        newer = points.filter(created_at__gt=datetime.fromtimestamp(since, tz=UTC)).first()
+        try:
+            moment = datetime.fromtimestamp(since, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidData("If-Modified-Since is out of range") from exc
+        newer = points.filter(created_at__gt=moment).first()
         if newer is not None:
             return newer.value
     latest = points.values_list("id", flat=True).first() or 0

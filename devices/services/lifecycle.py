@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from devices.models import Credential, DataPoint, Device, Event
+from devices.services.errors import InvalidTransition
 from devices.services.events import record_event
 from devices.services.whitelist import activation_deadline
 
@@ -37,6 +38,8 @@ def reset_device(device: Device, *, window_seconds: int | None = None, actor="",
 
 def revoke_device(device: Device, *, actor="", ip=None) -> Device:
     """Revoke every credential; the device is refused until an admin resets it."""
+    if device.status == Device.REVOKED:
+        raise InvalidTransition("the device is already revoked")
     now = timezone.now()
     with transaction.atomic():
         _drop_credentials(device, now)

@@ -29,7 +29,8 @@ from devices.services.whitelist import validate_identity
 from portal import ratelimit
 
 
-def _check_activation_rate(connector: Connector, identity: str, ip) -> None:
+def check_activation_rate(connector: Connector, identity: str, ip) -> None:
+    """Count one activation attempt per source address and per identity."""
     ratelimit.hit_all(
         [
             (
@@ -55,7 +56,7 @@ def activate_device(
     """
     identity = raw_identity if isinstance(raw_identity, str) else ""
     try:
-        _check_activation_rate(connector, identity[:160], ip)
+        check_activation_rate(connector, identity[:160], ip)
         if connector.auth_mode == Connector.CERTIFICATE:
             raise UnsupportedAuth("this connector provisions devices with TLS client certificates")
         if connector.auth_mode == Connector.PASSWORD:
