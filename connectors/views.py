@@ -8,14 +8,14 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectors import identity
 from connectors.forms import ConnectorForm, IdentityCheckForm, ResourceForm, describe_window
 from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
-from connectors.permissions import connectors_for
+from connectors.permissions import connectors_for, visible_connector
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 EXAMPLE_BODIES = {
@@ -33,10 +33,7 @@ EXAMPLE_UUID = "651b3b4d-5bf3-446d-9fd0-bacdc7bfbfff"
 
 def get_connector(request, connector_id: str) -> Connector:
     """The connector named in the URL if the user may manage it; otherwise 404."""
-    # A malformed id (a NUL byte breaks PostgreSQL text) never reaches the database.
-    if not CONNECTOR_ID.fullmatch(connector_id):
-        raise Http404("No such connector.")
-    return get_object_or_404(connectors_for(request.user), pk=connector_id)
+    return visible_connector(request.user, connector_id)
 
 
 def example_identity(fmt: identity.IdentityFormat) -> str:

@@ -161,6 +161,18 @@ class Credential(models.Model):
         return f"{self.kind} credential of {self.device_id} ({self.state})"
 
 
+class EventQuerySet(models.QuerySet):
+    def about(self, connector: Connector, raw_identity: str):
+        """Events of one identity: refusals are logged as the device sent it,
+        everything else under the normalised form, so look for both."""
+        names = {raw_identity}
+        try:
+            names.add(normalize_identity(raw_identity, connector.identity_format))
+        except InvalidIdentity:
+            pass
+        return self.filter(identity__in=names)
+
+
 class Event(models.Model):
     """One append-only line of a connector's log: what happened, to whom, why, from where."""
 
@@ -216,6 +228,8 @@ class Event(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         indexes = [

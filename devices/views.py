@@ -15,7 +15,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from certificates import services as certificate_services
-from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.views import connector_context, get_connector
 from devices import charts, services
 from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
@@ -351,12 +350,7 @@ def filtered_events(connector, filters: dict):
     if filters.get("kind"):
         events = events.filter(kind=filters["kind"])
     if filters.get("identity"):
-        wanted = filters["identity"].strip()
-        try:
-            wanted = normalize_identity(wanted, connector.identity_format)
-        except InvalidIdentity:
-            pass  # Failed attempts are logged under what the device sent; look for that.
-        events = events.filter(identity=wanted)
+        events = events.about(connector, filters["identity"].strip())
     return events
 
 

@@ -1,19 +1,15 @@
 """Management API for connectors and their resources (§4)."""
 
-import re
-
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 
 from connectors.api.pagination import AliasPagination, NamePagination
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
-from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
-from connectors.permissions import connectors_for
+from connectors.models import Connector, Resource
+from connectors.permissions import connectors_for, visible_connector
 
 # Changes are PATCH only: a PUT would have to restate every field.
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -26,14 +22,6 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
-
-
-def visible_connector(user, connector_id: str) -> Connector:
-    """The connector `user` may manage, or 404: someone else's looks like a missing one."""
-    # A malformed id (say with a NUL byte, which PostgreSQL refuses) never reaches the query.
-    if not re.fullmatch(CONNECTOR_ID_PATTERN, connector_id):
-        raise Http404("No such connector.")
-    return get_object_or_404(connectors_for(user), pk=connector_id)
 
 
 class ConnectorScopedMixin:

@@ -214,13 +214,7 @@ class EventListView(ConnectorScopedMixin, generics.ListAPIView):
         if "kind" in filters:
             events = events.filter(kind=filters["kind"])
         if "identity" in filters:
-            raw = filters["identity"]
-            # Refusals are logged with the identity as presented, successes normalised.
-            try:
-                names = {raw, normalize_identity(raw, connector.identity_format)}
-            except InvalidIdentity:
-                names = {raw}
-            events = events.filter(identity__in=names)
+            events = events.about(connector, filters["identity"])
         if "since" in filters:
             events = events.filter(created_at__gte=filters["since"])
         return events
