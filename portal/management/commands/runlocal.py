@@ -155,7 +155,12 @@ class Command(BaseCommand):
 
     def say(self, name: str, line: str) -> None:
         with self.output_lock:
-            self.stdout.write(f"{name:>6} | {line}")
+            try:
+                self.stdout.write(f"{name:>6} | {line}")
+            except OSError:
+                # The terminal went away (a closed pipe): keep running, and above
+                # all keep stop_all() able to stop the children.
+                pass
 
     def wait_for_port(self, host, port, children, stop, timeout=30.0) -> bool:
         deadline = time.monotonic() + timeout
