@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from connectors import identity
+from portal import generations
 
 
 def new_connector_id() -> str:
@@ -153,7 +154,15 @@ def _bump_resources_revision(sender, instance, **kwargs):
     Connector.objects.filter(pk=instance.connector_id).update(
         resources_revision=models.F("resources_revision") + 1
     )
+    generations.bump(generations.connector_key(instance.connector_id))
+
+
+def _connector_changed(sender, instance, **kwargs):
+    # Web processes keep connectors in memory (devices.services); this tells them.
+    generations.bump(generations.connector_key(instance.pk))
 
 
 models.signals.post_save.connect(_bump_resources_revision, sender=Resource)
 models.signals.post_delete.connect(_bump_resources_revision, sender=Resource)
+models.signals.post_save.connect(_connector_changed, sender=Connector)
+models.signals.post_delete.connect(_connector_changed, sender=Connector)

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from devices import services
-from devices.models import Credential, DataPoint, Device, Event, WhitelistImport
+from devices.models import Credential, DataPoint, Device, Event, IngestMark, WhitelistImport
 
 
 def _actor(request) -> str:
@@ -143,3 +143,11 @@ class WhitelistImportAdmin(ReadOnlyAdmin):
     list_filter = ["status", "dry_run", "on_error"]
     search_fields = ["connector__name", "connector__id"]
     list_select_related = ["connector"]
+
+
+@admin.register(IngestMark)
+class IngestMarkAdmin(ReadOnlyAdmin):
+    list_display = ["epoch", "last_sequence", "updated_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -296,3 +296,20 @@ class WhitelistImport(models.Model):
 
     def __str__(self):
         return f"import {self.pk} into {self.connector_id} ({self.status})"
+
+
+class IngestMark(models.Model):
+    """How far `manage.py ingest` has stored the write queue (DEVICE_WRITE_QUEUE).
+
+    Updated in the transaction that stores a batch, so a batch taken again after
+    an ingest stopped between its commit and its acknowledgement to Redis is
+    recognised and stored once. `epoch` names the queue's Redis lifetime: a Redis
+    that lost its data starts numbering again under a new one.
+    """
+
+    epoch = models.CharField(max_length=32)
+    last_sequence = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"write queue stored up to {self.last_sequence} ({self.epoch})"

@@ -34,7 +34,17 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(rate: Rate, now: float) -> int:
+def _window_key(scope: str, key: str, rate: Rate, now: float) -> str:
+    return f"rl:{scope}:{key}:{int(now // rate.seconds)}"
+
+
+def counter_key(scope: str, key: str, rate: Rate, now: float) -> str:
+    """The full cache key counting (scope, key) in the window of `now`, for callers
+    that count inside a Redis script of their own (devices.services.write_queue)."""
+    return cache.make_key(_window_key(scope, key, rate, now))
+
+
+def retry_after(rate: Rate, now: float) -> int:
     window = int(now // rate.seconds)
     return max(1, int((window + 1) * rate.seconds - now) + 1)
 
@@ -58,7 +68,7 @@ def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
     single pipelined round trip.
     """
     now = time.time()
-    keyed = [(f"rl:{scope}:{key}:{int(now // rate.seconds)}", rate) for scope, key, rate in checks]
+    keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
     raw_client = getattr(cache, "raw_client", None)
     if raw_client is not None:
         pipe = raw_client().pipeline(transaction=False)
@@ -72,7 +82,7 @@ def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
     remaining = []
     for (_, rate), used in zip(keyed, used_counts, strict=True):
         if used > rate.count:
-            raise RateLimited(retry_after=_retry_after(rate, now))
+            raise RateLimited(retry_after=retry_after(rate, now))
         remaining.append(rate.count - used)
     return remaining
 
@@ -88,6 +98,5 @@ def hit(scope: str, key: str, rate: Rate) -> int:
 def peek(scope: str, key: str, rate: Rate) -> None:
     """Raise RateLimited if (scope, key) is over its rate, without counting."""
     now = time.time()
-    window = int(now // rate.seconds)
-    if (cache.get(f"rl:{scope}:{key}:{window}") or 0) >= rate.count:
-        raise RateLimited(retry_after=_retry_after(rate, now))
+    if (cache.get(_window_key(scope, key, rate, now)) or 0) >= rate.count:
+        raise RateLimited(retry_after=retry_after(rate, now))

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -225,6 +226,15 @@ LONG_POLL_MAX_SECONDS = env.float("LONG_POLL_MAX_SECONDS", default=60.0)
 LONG_POLL_INTERVAL_SECONDS = env.float("LONG_POLL_INTERVAL_SECONDS", default=0.25)
 # How long a verified device password is remembered (keyed by a hash of what was sent).
 CREDENTIAL_CACHE_SECONDS = env.int("CREDENTIAL_CACHE_SECONDS", default=300)
+# Queued device writes: a Token or Basic write whose credential a web process has
+# verified before is accepted in one Redis round trip and stored in batches by
+# `manage.py ingest`, which must then run (make run starts it). Needs REDIS_URL.
+DEVICE_WRITE_QUEUE = env.bool("DEVICE_WRITE_QUEUE", default=False)
+# Past this many queued writes (an ingest that is down or behind), writes are stored directly.
+DEVICE_WRITE_QUEUE_MAX = env.int("DEVICE_WRITE_QUEUE_MAX", default=1_000_000)
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=1000)
+if DEVICE_WRITE_QUEUE and not REDIS_URL:
+    raise ImproperlyConfigured("DEVICE_WRITE_QUEUE needs Redis: set REDIS_URL")
 EXPIRY_SWEEP_SECONDS = env.float("EXPIRY_SWEEP_SECONDS", default=60.0)
 EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=1000)
 # Retention in days for the event log and device data; 0 keeps them forever.

@@ -5,7 +5,11 @@ API map those exceptions to status codes, each with one table. Callers use
 `from devices import services` and the names re-exported here.
 """
 
-from devices.services.authentication import authenticate_device, get_connector
+from devices.services.authentication import (
+    authenticate_device,
+    get_connector,
+    presented_credential,
+)
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_BYTES,
@@ -73,6 +77,7 @@ __all__ = [
     "get_connector",
     "hash_token",
     "new_token",
+    "presented_credential",
     "purge_old_records",
     "read_latest",
     "record_event",

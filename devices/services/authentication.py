@@ -1,10 +1,12 @@
 """Authenticating device requests: tokens, passwords (remembered), certificates."""
 
 import base64
+import functools
 import re
+import secrets
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 
 from connectors.identity import InvalidIdentity, normalize_identity
@@ -20,7 +22,7 @@ from devices.services.errors import (
     ConnectorNotFound,
 )
 from devices.services.events import record_event
-from portal import ratelimit
+from portal import generations, ratelimit
 
 _CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 
@@ -76,6 +78,32 @@ def _provisioned_device(sql: str, params: list) -> Device | None:
     return None
 
 
+def _token_key(connector_id: str, token: str) -> str:
+    return f"devtok:{connector_id}:{hash_token(token)}"
+
+
+def presented_credential(connector_id: str, authorization: str) -> str | None:
+    """A key naming the Token or Basic credential of an Authorization header, under
+    which a verified device may be remembered (write_queue); None if malformed."""
+    try:
+        kind, identity, secret = _parse_authorization(authorization)
+    except AuthenticationFailed:
+        return None
+    if kind == "token":
+        return _token_key(connector_id, secret)
+    return password_cache_key(connector_id, identity, secret)
+
+
+def device_still_current(device: Device) -> bool:
+    """Whether `device` is still provisioned under the credential version and alias
+    table it was loaded with."""
+    current = _provisioned_device(
+        _DEVICE_BY_VERSION,
+        [device.pk, device.connector_id, Device.PROVISIONED, device.credential_version],
+    )
+    return current is not None and current.resources_revision == device.connector.resources_revision
+
+
 def _device_by_token(connector_id: str, token: str) -> Device | None:
     """One indexed lookup: token hash → active credential → device and connector."""
     return _provisioned_device(
@@ -115,22 +143,46 @@ def _device_by_password(connector: Connector, raw_identity: str, password: str) 
         if device
         else None
     )
-    # check_password runs the slow hash even without a stored one, so a missing
-    # device takes as long to refuse as a wrong password.
-    if not check_password(password, credential.password_hash if credential else None):
+    # Without a stored hash the slow hash still runs, against a stand-in, so a
+    # missing device takes as long to refuse as a wrong password.
+    stored = credential.password_hash if credential else _stand_in_hash(*settings.PASSWORD_HASHERS)
+    if not check_password(password, stored):
         return None
     return device if credential is not None else None
 
 
+@functools.lru_cache(maxsize=4)
+def _stand_in_hash(*hashers: str) -> str:
+    """A hash of a random password with the preferred hasher (one per process)."""
+    return make_password(secrets.token_urlsafe(32))
+
+
+# connector id → (generation stamp, connector): device requests name their
+# connector on every call, and connectors change rarely (portal.generations).
+_connectors: dict[str, tuple[int, Connector]] = {}
+_CONNECTORS_KEPT = 10_000
+
+
 def get_connector(connector_id: str) -> Connector:
-    # Only well-formed ids reach the database (a NUL byte would upset PostgreSQL).
-    well_formed = bool(connector_id) and _CONNECTOR_ID.fullmatch(connector_id)
-    connector = None
-    if well_formed:
-        # Written out for the same reason as the device lookups above.
-        connector = next(iter(Connector.objects.raw(_CONNECTOR_BY_ID, [connector_id])), None)
+    """The connector a device request names, from memory while it is unchanged.
+
+    Callers share the instance and must not modify it.
+    """
+    # Only well-formed ids reach the cache and the database (a NUL byte would
+    # upset PostgreSQL).
+    if not connector_id or not _CONNECTOR_ID.fullmatch(connector_id):
+        raise ConnectorNotFound()
+    [stamp] = generations.read([generations.connector_key(connector_id)])
+    kept = _connectors.get(connector_id)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    # Written out for the same reason as the device lookups above.
+    connector = next(iter(Connector.objects.raw(_CONNECTOR_BY_ID, [connector_id])), None)
     if connector is None:
         raise ConnectorNotFound()
+    if len(_connectors) >= _CONNECTORS_KEPT:
+        _connectors.clear()
+    _connectors[connector_id] = (stamp, connector)
     return connector
 
 
@@ -175,6 +227,7 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
                     )
         if device is None:
             raise AuthenticationFailed(f"unknown or revoked {kind}")
+        device.presented_credential = _token_key(connector_id, secret) if kind == "token" else key
     except AuthenticationFailed as exc:
         connector = get_connector(connector_id)
         record_event(connector.pk, identity, Event.AUTH_FAILED, exc.message, ip)

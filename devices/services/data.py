@@ -2,7 +2,7 @@
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -10,12 +10,15 @@ from django.utils import timezone
 
 from connectors.models import Connector, Resource
 from devices.models import DataPoint, Device, Event
+from devices.services import write_queue
 from devices.services.errors import InvalidData
 from devices.services.events import INSERT_EVENT, event_row
 from portal import ratelimit
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-def _check_value(fmt: str, value: str) -> None:
+
+def check_value(fmt: str, value: str) -> None:
     if fmt == Resource.NUMBER:
         try:
             number = float(value)
@@ -53,26 +56,22 @@ def resource_formats(connector: Connector) -> dict[str, str]:
 
 
 def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
-    """Store values for defined aliases; log every write, including undefined aliases."""
+    """Store values for defined aliases; log every write, including undefined aliases.
+
+    With DEVICE_WRITE_QUEUE, a device authenticated by Token or Basic is
+    remembered and the write queued (write_queue); a full queue, or a device that
+    changed under the check, falls back to storing it here.
+    """
+    presented = getattr(device, "presented_credential", None)
+    if presented and write_queue.enabled():
+        if write_queue.remember_and_write(presented, device, pairs, ip):
+            return
     ratelimit.hit("write", str(device.pk), ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE))
-    if not pairs:
-        raise InvalidData("no alias=value pairs in the body")
-    formats = resource_formats(device.connector)
-    stored, ignored = [], []
-    for alias, value in pairs:
-        if alias in formats:
-            try:
-                _check_value(formats[alias], value)
-            except InvalidData as exc:
-                raise InvalidData(f"{alias}: {exc.message}") from exc
-            stored.append((alias, value))
-        else:
-            ignored.append(alias)
-    reason = ", ".join(f"{alias}={value}" for alias, value in pairs)
-    if ignored:
-        reason += f" (not stored, undefined: {', '.join(ignored)})"
+    stored, reason = write_queue.split_pairs(resource_formats(device.connector), pairs)
     now = timezone.now()
     _insert_write(device, stored, reason, ip, now)
+    if write_queue.enabled():
+        write_queue.note_latest(device.pk, stored, _microseconds(now))
     _touch(device, now, ip)
 
 
@@ -112,21 +111,36 @@ def _touch(device: Device, now, ip) -> None:
     Device.objects.filter(pk=device.pk).update(last_seen_at=now, last_ip=ip)
 
 
+def _microseconds(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _latest(device: Device, aliases: list[str]) -> dict[str, tuple[int, str]]:
+    """alias → (microseconds, value) of the newest write of each alias that has one:
+    stored, or (with DEVICE_WRITE_QUEUE) still queued."""
+    latest = {}
+    for alias in aliases:
+        point = (
+            DataPoint.objects.filter(device=device, alias=alias)
+            .order_by("-id")
+            .values_list("created_at", "value")
+            .first()
+        )
+        if point is not None:
+            latest[alias] = (_microseconds(point[0]), point[1])
+    if write_queue.enabled():
+        for alias, pending in write_queue.pending_latest(device.pk, aliases).items():
+            if alias not in latest or pending[0] > latest[alias][0]:
+                latest[alias] = pending
+    return latest
+
+
 def read_latest(device: Device, aliases: list[str]) -> dict[str, str]:
     """Latest value of each defined alias asked for that has one."""
     defined = resource_formats(device.connector)
-    values = {}
-    for alias in aliases:
-        if alias in defined and alias not in values:
-            point = (
-                DataPoint.objects.filter(device=device, alias=alias)
-                .order_by("-id")
-                .values_list("value", flat=True)
-                .first()
-            )
-            if point is not None:
-                values[alias] = point
-    return values
+    wanted = list(dict.fromkeys(alias for alias in aliases if alias in defined))
+    latest = _latest(device, wanted)
+    return {alias: latest[alias][1] for alias in wanted if alias in latest}
 
 
 def wait_for_change(device: Device, alias: str, since: float | None, timeout: float):
@@ -137,20 +151,19 @@ def wait_for_change(device: Device, alias: str, since: float | None, timeout: fl
     """
     if alias not in resource_formats(device.connector):
         raise InvalidData(f"alias {alias!r} is not defined")
-    points = DataPoint.objects.filter(device=device, alias=alias).order_by("-id")
     if since is not None:
         try:
-            moment = datetime.fromtimestamp(since, tz=UTC)
+            datetime.fromtimestamp(since, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidData("If-Modified-Since is out of range") from exc
-        newer = points.filter(created_at__gt=moment).first()
-        if newer is not None:
-            return newer.value
-    latest = points.values_list("id", flat=True).first() or 0
+    current = _latest(device, [alias]).get(alias)
+    if current is not None and since is not None and current[0] > since * 1_000_000:
+        return current[1]
+    baseline = current[0] if current is not None else -1
     deadline = time.monotonic() + min(timeout, settings.LONG_POLL_MAX_SECONDS)
     while time.monotonic() < deadline:
         time.sleep(min(settings.LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
-        newer = points.filter(id__gt=latest).first()
-        if newer is not None:
-            return newer.value
+        current = _latest(device, [alias]).get(alias)
+        if current is not None and current[0] > baseline:
+            return current[1]
     return None

@@ -11,12 +11,18 @@ from devices.models import Credential, DataPoint, Device, Event
 from devices.services.errors import InvalidTransition
 from devices.services.events import record_event
 from devices.services.whitelist import activation_deadline
+from portal import generations
 
 
 def _drop_credentials(device: Device, now) -> None:
     device.credentials.filter(state__in=[Credential.ACTIVE, Credential.INACTIVE]).update(
         state=Credential.REVOKED, revoked_at=now
     )
+
+
+def _forget_credentials(device: Device) -> None:
+    """Web processes remember verified credentials (write_queue); make them look again."""
+    generations.bump(generations.device_key(device.pk))
 
 
 def reset_device(device: Device, *, window_seconds: int | None = None, actor="", ip=None) -> Device:
@@ -32,6 +38,7 @@ def reset_device(device: Device, *, window_seconds: int | None = None, actor="",
             credential_version=F("credential_version") + 1,
         )
         record_event(device.connector_id, device.identity, Event.RESET, actor, ip)
+        _forget_credentials(device)
     device.refresh_from_db()
     return device
 
@@ -47,6 +54,7 @@ def revoke_device(device: Device, *, actor="", ip=None) -> Device:
             status=Device.REVOKED, credential_version=F("credential_version") + 1
         )
         record_event(device.connector_id, device.identity, Event.REVOKE, actor, ip)
+        _forget_credentials(device)
     device.refresh_from_db()
     return device
 
@@ -54,6 +62,7 @@ def revoke_device(device: Device, *, actor="", ip=None) -> Device:
 def delete_device(device: Device, *, actor="", ip=None) -> None:
     with transaction.atomic():
         record_event(device.connector_id, device.identity, Event.DELETE, actor, ip)
+        _forget_credentials(device)
         device.delete()
 
 

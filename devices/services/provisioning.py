@@ -24,7 +24,7 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
-from devices.services.events import record_event
+from devices.services.events import event_row, record_event
 from devices.services.whitelist import validate_identity
 from portal import ratelimit
 
@@ -90,24 +90,26 @@ _CLAIM = f"""
 """  # noqa: S608  (table name from the model, values travel as parameters)
 
 
-def _claim(connector: Connector, identity: str, now, ip) -> int | None:
-    connection = connections[Device.objects.db]
-    ops = connection.ops
-    at = ops.adapt_datetimefield_value(now)
-    params = [
+def _claim_params(connection, connector: Connector, identity: str, at, ip) -> list:
+    return [
         Device.PROVISIONED,
         connector.auth_mode,
         at,
         at,
         at,
-        ops.adapt_ipaddressfield_value(ip),
+        connection.ops.adapt_ipaddressfield_value(ip),
         connector.pk,
         identity,
         Device.WHITELISTED,
         at,
     ]
+
+
+def _claim(connector: Connector, identity: str, now, ip) -> int | None:
+    connection = connections[Device.objects.db]
+    at = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, params)
+        cursor.execute(_CLAIM, _claim_params(connection, connector, identity, at, ip))
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -129,8 +131,60 @@ def _refusal_for_unclaimed(connector: Connector, identity: str, now) -> DeviceEr
     return AlreadyProvisioned()
 
 
+# Token mode on PostgreSQL: the claim, the new credential and the provision event
+# in one statement, so one round trip and no explicit transaction. Nothing is
+# inserted unless the claim found the row.
+_ACTIVATE_WITH_TOKEN = f"""
+    WITH claimed AS ({_CLAIM}),
+    issued AS (
+        INSERT INTO {Credential._meta.db_table}
+            (device_id, kind, state, token_hash, password_hash, certificate_pem,
+             fingerprint, serial, issuer_fingerprint, created_at)
+        SELECT id, %s, %s, %s, '', '', '', '', '', %s::timestamptz FROM claimed
+    ),
+    logged AS (
+        INSERT INTO {Event._meta.db_table}
+            (connector_id, identity, kind, reason, source_ip, created_at)
+        SELECT %s, %s, %s, %s, %s::inet, %s::timestamptz FROM claimed
+    )
+    SELECT id FROM claimed
+"""  # noqa: S608  (table names from the models, values travel as parameters)
+
+
+def _activate_with_token(connector: Connector, identity: str, now, ip) -> str | None:
+    """Claim and issue a token in one statement (PostgreSQL); None if nothing was claimed."""
+    connection = connections[Device.objects.db]
+    token = new_token()
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = _claim_params(connection, connector, identity, at, ip) + [
+        Connector.TOKEN,
+        Credential.ACTIVE,
+        hash_token(token),
+        at,
+        *event_row(
+            connection, connector.pk, identity, Event.PROVISION, _issued(connector), ip, now
+        ),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVATE_WITH_TOKEN, params)
+        claimed = cursor.fetchone()
+    return token if claimed else None
+
+
+def _issued(connector: Connector) -> str:
+    return f"{connector.auth_mode} issued"
+
+
 def _provision(connector: Connector, identity: str, password: str | None, ip) -> str | None:
     now = timezone.now()
+    if (
+        connector.auth_mode == Connector.TOKEN
+        and connections[Device.objects.db].vendor == "postgresql"
+    ):
+        token = _activate_with_token(connector, identity, now, ip)
+        if token is not None:
+            return token
+        # Not claimed: the general path below finds out why (or self-registers).
     with transaction.atomic():
         device_pk = _claim(connector, identity, now, ip)
         if device_pk is None:
@@ -160,5 +214,5 @@ def _provision(connector: Connector, identity: str, password: str | None, ip) ->
                 kind=Connector.PASSWORD,
                 password_hash=make_password(password),
             )
-        record_event(connector.pk, identity, Event.PROVISION, f"{connector.auth_mode} issued", ip)
+        record_event(connector.pk, identity, Event.PROVISION, _issued(connector), ip)
     return token

@@ -1,4 +1,5 @@
-"""Run a whole Gatehouse on one machine until Ctrl-C: web server, Celery worker, Celery beat.
+"""Run a whole Gatehouse on one machine until Ctrl-C: web server, Celery worker, Celery beat
+(and the ingest, with DEVICE_WRITE_QUEUE).
 
 `make run` migrates, collects static files and creates the first administrator,
 then calls this. Each child runs in its own session so that Ctrl-C reaches only
@@ -74,6 +75,9 @@ class Command(BaseCommand):
             # Exactly one scheduler per deployment, however many workers there are.
             Child("beat", [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO"]),
         ]  # fmt: skip
+        if settings.DEVICE_WRITE_QUEUE:
+            # Stores the device writes the web processes queue in Redis.
+            children.append(Child("ingest", [python, "manage.py", "ingest"]))
         if options["asgi_port"]:
             # WebSockets (/v1.1/websocket) need ASGI. The client address stays the
             # proxy's, so portal.net believes the proxy's certificate header as for HTTP.
