@@ -129,6 +129,7 @@ def bench_environment(args) -> dict[str, str]:
         "DB_CONN_MAX_AGE": "3600",
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "BENCH_CONN_HEALTH_CHECKS": args.conn_health_checks,
+        "DEVICE_WRITE_QUEUE": "1" if args.write_queue == "on" else "0",
     }
 
 
@@ -323,6 +324,29 @@ def start_gunicorn(args, env: dict[str, str], port: int, log_path: Path) -> subp
     raise SystemExit(f"gunicorn did not answer within 30 s:\n{log_path.read_text()}")
 
 
+def start_ingest(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`manage.py ingest`, which stores the writes gunicorn queues (DEVICE_WRITE_QUEUE)."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "ingest"],
+        cwd=BASE_DIR,
+        env={**os.environ, **env},
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_ingest(seconds: float = 120) -> None:
+    """Until the ingest has stored every queued write, so check_stored sees them."""
+    from devices.ingest import PROCESSING
+    from devices.services import write_queue
+
+    client = write_queue.redis_client()
+    names = [write_queue.key(write_queue.QUEUE), write_queue.key(PROCESSING)]
+    deadline = time.monotonic() + seconds
+    while any(client.llen(name) for name in names) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def stop(server: subprocess.Popen) -> None:
     if server.poll() is None:
         server.send_signal(signal.SIGTERM)
@@ -349,15 +373,18 @@ class CpuMeter:
     request barely does, so it is the steadier way to compare scenarios.
     """
 
-    def __init__(self, server: subprocess.Popen, postgres_url: str):
+    def __init__(self, server: subprocess.Popen, postgres_url: str, ingest=None):
         import psycopg
 
         self.server = server
+        self.ingest = ingest
         self.conn = psycopg.connect(f"{postgres_url.rstrip('/')}/{DATABASE_NAME}", autocommit=True)
 
     def _pids(self) -> tuple[list[int], list[int]]:
         children = Path(f"/proc/{self.server.pid}/task/{self.server.pid}/children")
         app = [self.server.pid, *(int(pid) for pid in children.read_text().split())]
+        if self.ingest is not None:
+            app.append(self.ingest.pid)
         rows = self.conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [DATABASE_NAME],
@@ -644,6 +671,13 @@ def parse_args():
         default="on",
         help="Django CONN_HEALTH_CHECKS, a SELECT 1 per request while on (experiment)",
     )
+    parser.add_argument(
+        "--write-queue",
+        choices=["on", "off"],
+        default="on",
+        help="DEVICE_WRITE_QUEUE: writes queued in Redis and stored by `manage.py ingest` "
+        "(on, the production setting) or stored by the request itself (off)",
+    )
     return parser.parse_args()
 
 
@@ -702,8 +736,14 @@ def main() -> int:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     server = start_gunicorn(args, env, port, workdir / "gunicorn.log")
+    ingest = start_ingest(env, workdir / "ingest.log") if args.write_queue == "on" else None
     print(
-        f"gunicorn: {args.workers} × {args.worker_class} worker(s)"
+        (
+            "writes queued, stored by one `manage.py ingest` (its CPU counts as gunicorn's)\n"
+            if ingest
+            else "writes stored by the request (--write-queue off)\n"
+        )
+        + f"gunicorn: {args.workers} × {args.worker_class} worker(s)"
         + (f", {args.threads} threads each" if args.worker_class == "gthread" else "")
         + f", 127.0.0.1:{port}; load: "
         + (f"wrk, {args.wrk_threads} thread(s)" if wrk else "Python client")
@@ -713,7 +753,7 @@ def main() -> int:
     acknowledged_writes = 0
     acknowledged_activations = args.token_devices + args.password_devices
     results: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
-    meter = CpuMeter(server, args.postgres)
+    meter = CpuMeter(server, args.postgres, ingest)
     try:
         # A device's first Basic write pays the slow password hash; later ones hit the
         # verified-credential cache. Pay it here so the timed runs see the steady state.
@@ -750,9 +790,14 @@ def main() -> int:
     finally:
         meter.close()
         stop(server)
-    log = (workdir / "gunicorn.log").read_text().strip()
-    if log:
-        print(f"gunicorn said:\n{log[-3000:]}")
+        if ingest is not None:
+            wait_for_ingest()
+            stop(ingest)
+    for name in ("gunicorn", "ingest"):
+        log_path = workdir / f"{name}.log"
+        log = log_path.read_text().strip() if log_path.exists() else ""
+        if log and not (name == "ingest" and log.count("\n") < 2):
+            print(f"{name} said:\n{log[-3000:]}")
     shutil.rmtree(workdir, ignore_errors=True)
 
     valid = print_table(scenarios, results)

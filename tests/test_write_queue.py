@@ -45,9 +45,7 @@ def token_auth(device_client, connector, whitelist):
     return "Token " + device_client.activate("00000001").content.decode()
 
 
-def test_writes_are_queued_read_back_at_once_and_stored_by_the_ingest(
-    device_client, token_auth
-):
+def test_writes_are_queued_read_back_at_once_and_stored_by_the_ingest(device_client, token_auth):
     for value in ("1", "2", "3"):
         assert device_client.write(f"myalias={value}", token_auth).status_code == 204
     # The first write verified the token against the database; all three wait in Redis.
@@ -75,9 +73,7 @@ def test_stored_rows_carry_the_time_the_write_arrived(device_client, token_auth)
         assert before <= point.created_at.timestamp() <= after
 
 
-def test_undefined_aliases_are_logged_not_stored_and_bad_values_are_400(
-    device_client, token_auth
-):
+def test_undefined_aliases_are_logged_not_stored_and_bad_values_are_400(device_client, token_auth):
     device_client.write("myalias=1", token_auth)
     assert device_client.write("myalias=7&other=x", token_auth).status_code == 204
     response = device_client.write("myalias=seven", token_auth)
@@ -213,9 +209,7 @@ def test_a_connector_change_is_seen_at_once(device_client, connector, token_auth
 def test_long_poll_wakes_on_a_queued_write(device_client, token_auth, settings):
     settings.LONG_POLL_INTERVAL_SECONDS = 0.02
     device_client.write("myalias=1", token_auth)
-    assert (
-        device_client.read("myalias", token_auth, HTTP_REQUEST_TIMEOUT="100").status_code == 304
-    )
+    assert device_client.read("myalias", token_auth, HTTP_REQUEST_TIMEOUT="100").status_code == 304
     answer = {}
 
     def poll():
