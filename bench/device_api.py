@@ -91,9 +91,12 @@ class Result:
     p99_ms: float
     statuses: dict[int, int]
     socket_errors: int
-    # CPU seconds the server side spent during the run: gunicorn, its PostgreSQL backends.
+    # CPU seconds the server side spent during the run: gunicorn, the ingest (when
+    # writes are queued), their PostgreSQL backends.
     app_cpu: float = 0.0
     database_cpu: float = 0.0
+    ingest_cpu: float = 0.0
+    redis_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -101,8 +104,9 @@ class Result:
 
     @property
     def cpu_ms(self) -> float:
-        """Server CPU (gunicorn + PostgreSQL) per request, in milliseconds."""
-        return (self.app_cpu + self.database_cpu) / self.requests * 1000 if self.requests else 0.0
+        """Server CPU (gunicorn + ingest + PostgreSQL + Redis) per request, in milliseconds."""
+        total = self.app_cpu + self.ingest_cpu + self.database_cpu + self.redis_cpu
+        return total / self.requests * 1000 if self.requests else 0.0
 
     def unexpected(self, expected: int) -> int:
         wrong = sum(count for status, count in self.statuses.items() if status != expected)
@@ -357,6 +361,18 @@ def stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def redis_server_pid(redis_url: str) -> int | None:
+    """The pid of the Redis server at `redis_url`, when it runs on this machine."""
+    import redis
+
+    try:
+        info = redis.Redis.from_url(redis_url).info("server")
+    except redis.RedisError:
+        return None
+    pid = info.get("process_id")
+    return pid if pid and Path(f"/proc/{pid}").exists() else None
+
+
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process on this machine (0 once it is gone)."""
     try:
@@ -373,30 +389,34 @@ class CpuMeter:
     request barely does, so it is the steadier way to compare scenarios.
     """
 
-    def __init__(self, server: subprocess.Popen, postgres_url: str, ingest=None):
+    def __init__(self, server: subprocess.Popen, postgres_url: str, ingest=None, redis_pid=None):
         import psycopg
 
         self.server = server
         self.ingest = ingest
+        # The Redis server's CPU counts too; other clients of it add a little noise.
+        self.redis = [redis_pid] if redis_pid else []
         self.conn = psycopg.connect(f"{postgres_url.rstrip('/')}/{DATABASE_NAME}", autocommit=True)
 
     def _pids(self) -> tuple[list[int], list[int]]:
         children = Path(f"/proc/{self.server.pid}/task/{self.server.pid}/children")
         app = [self.server.pid, *(int(pid) for pid in children.read_text().split())]
-        if self.ingest is not None:
-            app.append(self.ingest.pid)
         rows = self.conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [DATABASE_NAME],
         ).fetchall()
         return app, [pid for (pid,) in rows]
 
-    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+    def snapshot(self) -> tuple[dict[int, float], ...]:
         app, database = self._pids()
-        return {pid: process_cpu(pid) for pid in app}, {pid: process_cpu(pid) for pid in database}
+        ingest = [self.ingest.pid] if self.ingest is not None else []
+        return tuple(
+            {pid: process_cpu(pid) for pid in pids} for pids in (app, database, ingest, self.redis)
+        )
 
-    def since(self, before) -> tuple[float, float]:
-        """(app, database) CPU seconds since `before`; processes born since count whole."""
+    def since(self, before) -> tuple[float, ...]:
+        """(app, database, ingest, Redis) CPU seconds since `before`; processes born since
+        count whole."""
         after = self.snapshot()
         return tuple(
             sum(cpu - then.get(pid, 0.0) for pid, cpu in now.items())
@@ -753,7 +773,7 @@ def main() -> int:
     acknowledged_writes = 0
     acknowledged_activations = args.token_devices + args.password_devices
     results: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
-    meter = CpuMeter(server, args.postgres, ingest)
+    meter = CpuMeter(server, args.postgres, ingest, redis_server_pid(args.redis))
     try:
         # A device's first Basic write pays the slow password hash; later ones hit the
         # verified-credential cache. Pay it here so the timed runs see the steady state.
@@ -770,7 +790,12 @@ def main() -> int:
                 warm = load(scenario, port, args.warmup, args, workdir)
                 before = meter.snapshot()
                 result = load(scenario, port, args.duration, args, workdir)
-                result.app_cpu, result.database_cpu = meter.since(before)
+                (
+                    result.app_cpu,
+                    result.database_cpu,
+                    result.ingest_cpu,
+                    result.redis_cpu,
+                ) = meter.since(before)
                 results[scenario.name].append(result)
                 if scenario.path == write_path:
                     acknowledged_writes += warm.statuses.get(204, 0)
@@ -783,7 +808,9 @@ def main() -> int:
                     f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
                     f"CPU {result.cpu_ms:5.2f} ms/req "
                     f"({result.app_cpu / max(result.requests, 1) * 1000:.2f} gunicorn + "
-                    f"{result.database_cpu / max(result.requests, 1) * 1000:.2f} PostgreSQL)  "
+                    f"{result.ingest_cpu / max(result.requests, 1) * 1000:.2f} ingest + "
+                    f"{result.database_cpu / max(result.requests, 1) * 1000:.2f} PostgreSQL + "
+                    f"{result.redis_cpu / max(result.requests, 1) * 1000:.2f} Redis)  "
                     f"(warm-up {warm.rate:.0f} req/s)",
                     flush=True,
                 )

@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--write-queue", choices=["on", "off"], default="on")
     args = parser.parse_args()
     setup_args = SimpleNamespace(
         token_devices=4,
@@ -87,6 +88,7 @@ def main() -> int:
         postgres=args.postgres,
         redis=args.redis,
         conn_health_checks="on",
+        write_queue=args.write_queue,
     )
     env = device_api.bench_environment(setup_args)
     os.environ.update(env)

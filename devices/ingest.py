@@ -181,12 +181,30 @@ def _store_writes(writes: list) -> None:
         if _due(present[pk], moment, ip)
     ]
     with connection.cursor() as cursor:
-        if points:
-            cursor.executemany(_INSERT_POINT, points)
-        if events:
-            cursor.executemany(INSERT_EVENT, events)
+        if connection.vendor == "postgresql":
+            # COPY: one statement for the whole batch, nothing parsed per row.
+            _copy(cursor, DataPoint, _POINT_COLUMNS, points)
+            _copy(cursor, Event, _EVENT_COLUMNS, events)
+        else:
+            if points:
+                cursor.executemany(_INSERT_POINT, points)
+            if events:
+                cursor.executemany(INSERT_EVENT, events)
         if touches:
             cursor.executemany(_TOUCH, touches)
+
+
+_POINT_COLUMNS = ("device_id", "alias", "value", "created_at")
+_EVENT_COLUMNS = ("connector_id", "identity", "kind", "reason", "source_ip", "created_at")
+
+
+def _copy(cursor, model, columns: tuple[str, ...], rows: list) -> None:
+    if not rows:
+        return
+    statement = f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    with cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _due(current: tuple, moment: datetime, ip) -> bool:

@@ -22,6 +22,7 @@ A 204 then means the write is in Redis: as durable as Redis is configured to be
 the time the request arrived.
 """
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class Snapshot:
     connector_stamp: int
     device_stamp: int
     until: float  # time.monotonic() after which the database is asked again
+    # Full Redis keys: connector stamp, device stamp, latest values.
+    keys: tuple[str, str, str]
 
 
 _remembered: dict[str, Snapshot] = {}
@@ -161,6 +164,11 @@ def remember_and_write(presented: str, device, pairs: list[tuple[str, str]], ip)
         connector_stamp=connector_stamp,
         device_stamp=device_stamp,
         until=time.monotonic() + min(_REMEMBER_SECONDS, settings.CREDENTIAL_CACHE_SECONDS),
+        keys=(
+            cache.make_key(generations.connector_key(device.connector_id)),
+            cache.make_key(generations.device_key(device.pk)),
+            latest_key(device.pk),
+        ),
     )
     if len(_remembered) >= _REMEMBERED_MAX:
         # The oldest first (dicts keep insertion order).
@@ -172,6 +180,11 @@ def remember_and_write(presented: str, device, pairs: list[tuple[str, str]], ip)
 def forget_all() -> None:
     """Drop every remembered credential of this process (tests, reconfiguration)."""
     _remembered.clear()
+
+
+@functools.cache
+def _queue_keys() -> tuple[str, str]:
+    return key(QUEUE), key(SEQUENCE)
 
 
 def _script():
@@ -191,17 +204,19 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
     )
     rate = ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE)
     now = at / 1_000_000
-    latest = []
+    values = []
     for alias, value in stored:
-        latest += [alias, f"{at} {value}"]
+        values += [alias, f"{at} {value}"]
+    connector_stamp_key, device_stamp_key, latest = snapshot.keys
+    queue, sequence = _queue_keys()
     result = _script()(
         keys=[
-            cache.make_key(generations.connector_key(snapshot.connector_id)),
-            cache.make_key(generations.device_key(snapshot.device_pk)),
+            connector_stamp_key,
+            device_stamp_key,
             ratelimit.counter_key("write", str(snapshot.device_pk), rate, now),
-            key(QUEUE),
-            key(SEQUENCE),
-            latest_key(snapshot.device_pk),
+            queue,
+            sequence,
+            latest,
         ],
         args=[
             snapshot.connector_stamp,
@@ -211,7 +226,7 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
             settings.DEVICE_WRITE_QUEUE_MAX,
             item,
             LATEST_SECONDS,
-            *latest,
+            *values,
         ],
     )
     if result == _STALE:
