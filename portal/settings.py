@@ -123,6 +123,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend with a health check that needs no round trip (portal/db/).
+    DATABASES["default"]["ENGINE"] = "portal.db.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several local processes (web, worker, scheduler) share one file: wait for locks
     # instead of failing, and use WAL so readers do not block the writer.

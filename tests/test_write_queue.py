@@ -232,3 +232,12 @@ def test_long_poll_wakes_on_a_queued_write(device_client, token_auth, settings):
         "myalias", token_auth, HTTP_REQUEST_TIMEOUT="100", HTTP_IF_MODIFIED_SINCE="1000"
     )
     assert response.content == b"myalias=9"
+
+
+def test_a_redis_that_forgot_the_script_still_queues(device_client, token_auth):
+    device_client.write("myalias=1", token_auth)
+    write_queue.redis_client().script_flush()
+    assert device_client.write("myalias=2", token_auth).status_code == 204
+    assert device_client.write("myalias=3", token_auth).status_code == 204
+    assert Ingest().drain() == 3
+    assert values() == ["1", "2", "3"]

@@ -1,0 +1,49 @@
+"""The PostgreSQL backend's health check (portal/db/postgresql): no round trip while
+the connection is fine, a fresh connection once the server ended the session."""
+
+import time
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import DeviceClient
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _server_ends_the_session() -> None:
+    backend = connection.connection.info.backend_pid
+    settings = connection.get_connection_params()
+    with psycopg.connect(
+        **{k: v for k, v in settings.items() if k not in ("context", "cursor_factory")},
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    time.sleep(0.2)
+
+
+def test_a_live_connection_is_usable_without_a_query():
+    connection.ensure_connection()
+    with CaptureQueriesContext(connection) as queries:
+        assert connection.is_usable()
+    assert len(queries) == 0
+
+
+def test_a_session_the_server_ended_is_not_usable():
+    connection.ensure_connection()
+    _server_ends_the_session()
+    assert not connection.is_usable()
+    connection.close()
+
+
+def test_requests_after_the_server_ended_the_session_still_succeed(connector, whitelist):
+    whitelist(connector, "00000001")
+    connection.ensure_connection()
+    _server_ends_the_session()
+    # What the WSGI handler does at the start of each request (the test client
+    # leaves it out).
+    close_old_connections()
+    response = DeviceClient(connector).activate("00000001")
+    assert response.status_code == 200
