@@ -761,7 +761,7 @@ def main() -> int:
     ingest = start_ingest(env, workdir / "ingest.log") if args.write_queue == "on" else None
     print(
         (
-            "writes queued, stored by one `manage.py ingest` (its CPU counts as gunicorn's)\n"
+            "writes queued, stored by one `manage.py ingest` (its CPU is counted)\n"
             if ingest
             else "writes stored by the request (--write-queue off)\n"
         )
