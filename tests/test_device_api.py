@@ -328,3 +328,12 @@ def test_revoking_a_revoked_device_is_refused_and_changes_nothing(connector, whi
     device.refresh_from_db()
     assert device.credential_version == version
     assert Event.objects.filter(kind="revoke").count() == 1
+
+
+def test_basic_write_for_a_device_without_a_password_is_401(make_connector, whitelist):
+    connector = make_connector(auth_mode="password")
+    client = DeviceClient(connector)
+    whitelist(connector, "dev-1")  # whitelisted, never activated: no stored hash
+    assert client.write("a=1", basic("dev-1", PASSWORD)).status_code == 401
+    assert client.write("a=1", basic("nobody", PASSWORD)).status_code == 401
+    assert Event.objects.filter(kind=Event.AUTH_FAILED).count() == 2
