@@ -241,3 +241,16 @@ def test_a_redis_that_forgot_the_script_still_queues(device_client, token_auth):
     assert device_client.write("myalias=3", token_auth).status_code == 204
     assert Ingest().drain() == 3
     assert values() == ["1", "2", "3"]
+
+
+def test_a_redis_connection_closed_by_the_server_is_reopened(device_client, token_auth):
+    device_client.write("myalias=1", token_auth)
+    device_client.write("myalias=2", token_auth)
+    # What a Redis restart does to every client connection; here only to this
+    # thread's connection for queued writes.
+    own = write_queue._connection()
+    own.send_command("CLIENT", "ID")
+    write_queue.redis_client().client_kill_filter(_id=own.read_response())
+    assert device_client.write("myalias=3", token_auth).status_code == 204
+    assert Ingest().drain() == 3
+    assert values() == ["1", "2", "3"]

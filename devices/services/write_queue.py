@@ -25,6 +25,7 @@ the time the request arrived.
 import functools
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 
@@ -192,30 +193,43 @@ def _queue_keys() -> tuple[str, str]:
 _ACCEPT_SHA = hashlib.sha1(_ACCEPT.encode()).hexdigest()  # noqa: S324  (Redis names scripts so)
 
 
-def _run_accept(keys: list, args: list):
-    """EVALSHA the accept script on a pooled connection.
+_local = threading.local()
 
-    Written against redis-py's connection API rather than Script.__call__: this
-    runs on every queued write, and the client layer's per-command bookkeeping
-    costs about as much CPU as the round trip. A Redis that lost the script
-    (restart, SCRIPT FLUSH) gets it whole with EVAL, which also caches it there;
-    a broken connection is retried once.
+
+def _connection():
+    """This thread's own Redis connection for the accept script.
+
+    Written against redis-py's connection API rather than Script.__call__ and
+    the shared pool: this runs on every queued write, and the client layer's
+    bookkeeping and the pool's checkout (a lock and a readiness poll) cost
+    about as much CPU as the round trip itself.
     """
-    pool = redis_client().connection_pool
+    connection = getattr(_local, "connection", None)
+    if connection is None:
+        connection = _local.connection = redis_client().connection_pool.make_connection()
+    return connection
+
+
+def _run_accept(keys: list, args: list):
+    """EVALSHA the accept script. A Redis that lost the script (restart, SCRIPT
+    FLUSH) gets it whole with EVAL, which also caches it there. A connection
+    the server closed (a Redis restart) is reconnected and the command sent once
+    more; a timeout is not retried, as the script may have run."""
     for attempt in (1, 2):
-        connection = pool.get_connection()
+        connection = _connection()
         try:
             connection.send_command("EVALSHA", _ACCEPT_SHA, len(keys), *keys, *args)
             return connection.read_response()
         except NoScriptError:
             connection.send_command("EVAL", _ACCEPT, len(keys), *keys, *args)
             return connection.read_response()
-        except (RedisConnectionError, TimeoutError):
+        except TimeoutError:
+            connection.disconnect()
+            raise
+        except RedisConnectionError:
             connection.disconnect()
             if attempt == 2:
                 raise
-        finally:
-            pool.release(connection)
     raise AssertionError("not reached: the second attempt returns or raises")
 
 
