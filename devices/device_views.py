@@ -90,12 +90,7 @@ def activate(request, connector_id=None):
     fields = dict(pairs)
     ip = client_ip(request)
     try:
-        connector = services.get_connector(_connector_id(request, connector_id))
-        if "id" not in fields:
-            raise services.IdentityRejected(
-                f"missing id; expected {connector.identity_format.describe()}"
-            )
-        token = services.activate_device(connector, fields["id"], fields.get("password"), ip)
+        token = services.activate(_connector_id(request, connector_id), fields, ip)
     except (services.DeviceError, services.RateLimited) as exc:
         return _refusal(exc)
     if token is None:

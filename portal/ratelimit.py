@@ -60,13 +60,30 @@ def _incr(cache_key: str, rate: Rate) -> int:
         return cache.incr(cache_key)
 
 
-def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
-    """Count one request against each (scope, key, rate); raise RateLimited if any
-    is past its rate. Returns what remains of each in the current window.
+@dataclass(frozen=True)
+class Counted:
+    """Requests counted by count_all(), not yet judged."""
 
-    On Redis every count is one INCR (plus EXPIRE NX for a new window), all in a
-    single pipelined round trip.
-    """
+    now: float
+    rates: list[Rate]
+    used: list[int]
+
+    def check(self) -> list[int]:
+        """Raise RateLimited if any count is past its rate; else what remains of each."""
+        remaining = []
+        for rate, used in zip(self.rates, self.used, strict=True):
+            if used > rate.count:
+                raise RateLimited(retry_after=retry_after(rate, self.now))
+            remaining.append(rate.count - used)
+        return remaining
+
+
+def count_all(
+    checks: list[tuple[str, str, Rate]], read: list[str] = ()
+) -> tuple[Counted, list[int | None]]:
+    """Count one request against each (scope, key, rate), and read the integers
+    cached under `read` (None where missing), in one round trip on Redis: an
+    INCR (plus EXPIRE NX for a new window) per count and a GET per read."""
     now = time.time()
     keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
     raw_client = getattr(cache, "raw_client", None)
@@ -76,15 +93,23 @@ def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
             full_key = cache.make_key(cache_key)
             pipe.incr(full_key)
             pipe.expire(full_key, rate.seconds + 1, nx=True)
-        used_counts = pipe.execute()[0::2]
+        for key in read:
+            pipe.get(cache.make_key(key))
+        results = pipe.execute()
+        used = results[0 : 2 * len(keyed) : 2]
+        # Django's Redis cache stores plain ints unpickled, as digits.
+        values = [int(raw) if raw is not None else None for raw in results[2 * len(keyed) :]]
     else:
-        used_counts = [_incr(cache_key, rate) for cache_key, rate in keyed]
-    remaining = []
-    for (_, rate), used in zip(keyed, used_counts, strict=True):
-        if used > rate.count:
-            raise RateLimited(retry_after=retry_after(rate, now))
-        remaining.append(rate.count - used)
-    return remaining
+        used = [_incr(cache_key, rate) for cache_key, rate in keyed]
+        values = [cache.get(key) for key in read]
+    return Counted(now, [rate for _, rate in keyed], used), values
+
+
+def hit_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
+    """Count one request against each (scope, key, rate); raise RateLimited if any
+    is past its rate. Returns what remains of each in the current window."""
+    counted, _ = count_all(checks)
+    return counted.check()
 
 
 def hit(scope: str, key: str, rate: Rate) -> int:

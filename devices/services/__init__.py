@@ -41,7 +41,7 @@ from devices.services.lifecycle import (
     reset_device,
     revoke_device,
 )
-from devices.services.provisioning import activate_device, check_activation_rate
+from devices.services.provisioning import activate, activate_device, check_activation_rate
 from devices.services.whitelist import (
     activation_deadline,
     validate_identity,
@@ -67,6 +67,7 @@ __all__ = [
     "TOKEN_LENGTH",
     "UnsupportedAuth",
     "WindowExpired",
+    "activate",
     "activate_device",
     "activation_deadline",
     "authenticate_device",

@@ -24,7 +24,7 @@ from devices.services.errors import (
 from devices.services.events import record_event
 from portal import generations, ratelimit
 
-_CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
+CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 
 
 def _parse_authorization(header: str) -> tuple[str, str, str]:
@@ -163,16 +163,18 @@ _connectors: dict[str, tuple[int, Connector]] = {}
 _CONNECTORS_KEPT = 10_000
 
 
-def get_connector(connector_id: str) -> Connector:
+def get_connector(connector_id: str, stamp: int | None = None) -> Connector:
     """The connector a device request names, from memory while it is unchanged.
 
+    `stamp` is its generation stamp when the caller has read it already.
     Callers share the instance and must not modify it.
     """
     # Only well-formed ids reach the cache and the database (a NUL byte would
     # upset PostgreSQL).
-    if not connector_id or not _CONNECTOR_ID.fullmatch(connector_id):
+    if not connector_id or not CONNECTOR_ID.fullmatch(connector_id):
         raise ConnectorNotFound()
-    [stamp] = generations.read([generations.connector_key(connector_id)])
+    if stamp is None:
+        [stamp] = generations.read([generations.connector_key(connector_id)])
     kept = _connectors.get(connector_id)
     if kept is not None and kept[0] == stamp:
         return kept[1]
@@ -195,7 +197,7 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
     Without an Authorization header, a TLS client `certificate` authenticates
     (and in certificate mode provisions on first use: certificates.device_auth).
     """
-    if not _CONNECTOR_ID.fullmatch(connector_id or ""):
+    if not CONNECTOR_ID.fullmatch(connector_id or ""):
         raise ConnectorNotFound()
     if not authorization and certificate is not None:
         # Imported here: the certificates app builds on this module.

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from connectors.models import Connector
 from devices.models import Credential, Device, Event
+from devices.services.authentication import CONNECTOR_ID, get_connector
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_BYTES,
@@ -17,7 +18,9 @@ from devices.services.credentials import (
 )
 from devices.services.errors import (
     AlreadyProvisioned,
+    ConnectorNotFound,
     DeviceError,
+    IdentityRejected,
     IpNotAllowed,
     NotWhitelisted,
     RateLimited,
@@ -26,29 +29,51 @@ from devices.services.errors import (
 )
 from devices.services.events import event_row, record_event
 from devices.services.whitelist import validate_identity
-from portal import ratelimit
+from portal import generations, ratelimit
+
+
+def _activation_checks(connector_id: str, identity: str, ip) -> list:
+    return [
+        (
+            "act-ip",
+            f"{connector_id}:{ip}",
+            ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE_IP),
+        ),
+        (
+            "act",
+            f"{connector_id}:{identity[:160]}",
+            ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE),
+        ),
+    ]
 
 
 def check_activation_rate(connector: Connector, identity: str, ip) -> None:
     """Count one activation attempt per source address and per identity."""
-    ratelimit.hit_all(
-        [
-            (
-                "act-ip",
-                f"{connector.pk}:{ip}",
-                ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE_IP),
-            ),
-            (
-                "act",
-                f"{connector.pk}:{identity}",
-                ratelimit.Rate.parse(settings.RATE_LIMIT_ACTIVATE),
-            ),
-        ]
+    ratelimit.hit_all(_activation_checks(connector.pk, identity, ip))
+
+
+def activate(connector_id: str, fields: dict[str, str], ip) -> str | None:
+    """The device API's activation (§3.1): the attempt is counted and the
+    connector's generation stamp read in one cache round trip, then activate_device."""
+    if not CONNECTOR_ID.fullmatch(connector_id or ""):
+        raise ConnectorNotFound()
+    identity = fields.get("id")
+    counted, [stamp] = ratelimit.count_all(
+        _activation_checks(connector_id, identity or "", ip),
+        read=[generations.connector_key(connector_id)],
     )
+    connector = get_connector(connector_id, stamp=stamp)
+    if identity is None:
+        raise IdentityRejected(f"missing id; expected {connector.identity_format.describe()}")
+    return activate_device(connector, identity, fields.get("password"), ip, counted=counted)
 
 
 def activate_device(
-    connector: Connector, raw_identity: str, password: str | None, ip
+    connector: Connector,
+    raw_identity: str,
+    password: str | None,
+    ip,
+    counted: ratelimit.Counted | None = None,
 ) -> str | None:
     """Provision a whitelisted identity (§3.1). Returns the token in token mode.
 
@@ -56,7 +81,10 @@ def activate_device(
     """
     identity = raw_identity if isinstance(raw_identity, str) else ""
     try:
-        check_activation_rate(connector, identity[:160], ip)
+        if counted is not None:
+            counted.check()
+        else:
+            check_activation_rate(connector, identity, ip)
         if connector.auth_mode == Connector.CERTIFICATE:
             raise UnsupportedAuth("this connector provisions devices with TLS client certificates")
         if connector.auth_mode == Connector.PASSWORD:
