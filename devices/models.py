@@ -134,10 +134,12 @@ class Credential(models.Model):
     state = models.CharField(max_length=8, choices=STATES, default=ACTIVE)
     # Tokens: SHA-256 hex of the token (160+ random bits need no slow hash), unique
     # so authentication is one indexed lookup. Passwords: a salted slow hash.
-    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Unique and indexed through Meta, not unique=/db_index=, which on PostgreSQL
+    # would add a second (pattern-matching) index to each that no query uses.
+    token_hash = models.CharField(max_length=64, null=True, blank=True)
     password_hash = models.CharField(max_length=256, blank=True)
     certificate_pem = models.TextField(blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
     serial = models.CharField(max_length=64, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
@@ -155,7 +157,9 @@ class Credential(models.Model):
                 condition=Q(state="active"),
                 name="one_active_credential_per_kind",
             ),
+            models.UniqueConstraint(fields=["token_hash"], name="credential_token_hash_unique"),
         ]
+        indexes = [models.Index(fields=["fingerprint"], name="credential_fingerprint")]
 
     def __str__(self):
         return f"{self.kind} credential of {self.device_id} ({self.state})"
