@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from portal import redis_scripts
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -32,6 +34,27 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"rate limited, retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+# KEYS: the counters, then the keys to read. ARGV: how many counters, then each
+# counter's lifetime. A new window's counter gets its expiry with its first count.
+_count_and_read = redis_scripts.Script(
+    """
+local counters = tonumber(ARGV[1])
+local results = {}
+for i = 1, counters do
+    local used = redis.call('INCR', KEYS[i])
+    if used == 1 then
+        redis.call('EXPIRE', KEYS[i], ARGV[i + 1])
+    end
+    results[i] = used
+end
+for i = counters + 1, #KEYS do
+    results[i] = redis.call('GET', KEYS[i])
+end
+return results
+"""
+)
 
 
 def _window_key(scope: str, key: str, rate: Rate, now: float) -> str:
@@ -82,23 +105,19 @@ def count_all(
     checks: list[tuple[str, str, Rate]], read: list[str] = ()
 ) -> tuple[Counted, list[int | None]]:
     """Count one request against each (scope, key, rate), and read the integers
-    cached under `read` (None where missing), in one round trip on Redis: an
-    INCR (plus EXPIRE NX for a new window) per count and a GET per read."""
+    cached under `read` (None where missing), in one round trip on Redis (one
+    script: an INCR per count, EXPIRE for a new window, a GET per read)."""
     now = time.time()
     keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
-    raw_client = getattr(cache, "raw_client", None)
-    if raw_client is not None:
-        pipe = raw_client().pipeline(transaction=False)
-        for cache_key, rate in keyed:
-            full_key = cache.make_key(cache_key)
-            pipe.incr(full_key)
-            pipe.expire(full_key, rate.seconds + 1, nx=True)
-        for key in read:
-            pipe.get(cache.make_key(key))
-        results = pipe.execute()
-        used = results[0 : 2 * len(keyed) : 2]
+    if hasattr(cache, "raw_client"):
+        results = _count_and_read(
+            [cache.make_key(cache_key) for cache_key, _ in keyed]
+            + [cache.make_key(key) for key in read],
+            [len(keyed), *(rate.seconds + 1 for _, rate in keyed)],
+        )
+        used = results[: len(keyed)]
         # Django's Redis cache stores plain ints unpickled, as digits.
-        values = [int(raw) if raw is not None else None for raw in results[2 * len(keyed) :]]
+        values = [int(raw) if raw is not None else None for raw in results[len(keyed) :]]
     else:
         used = [_incr(cache_key, rate) for cache_key, rate in keyed]
         values = [cache.get(key) for key in read]

@@ -16,6 +16,7 @@ from devices import services
 from devices.ingest import Ingest
 from devices.models import DataPoint, Device, Event, IngestMark
 from devices.services import write_queue
+from portal import redis_scripts
 from tests.conftest import DeviceClient, basic
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -248,7 +249,7 @@ def test_a_redis_connection_closed_by_the_server_is_reopened(device_client, toke
     device_client.write("myalias=2", token_auth)
     # What a Redis restart does to every client connection; here only to this
     # thread's connection for queued writes.
-    own = write_queue._connection()
+    own = redis_scripts.connection()
     own.send_command("CLIENT", "ID")
     write_queue.redis_client().client_kill_filter(_id=own.read_response())
     assert device_client.write("myalias=3", token_auth).status_code == 204

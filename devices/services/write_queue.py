@@ -23,19 +23,15 @@ the time the request arrived.
 """
 
 import functools
-import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, TimeoutError
 
 from devices.services.errors import InvalidData, RateLimited
-from portal import generations, ratelimit
+from portal import generations, ratelimit, redis_scripts
 
 QUEUE = "writes:queue"
 SEQUENCE = "writes:sequence"
@@ -190,47 +186,7 @@ def _queue_keys() -> tuple[str, str]:
     return key(QUEUE), key(SEQUENCE)
 
 
-_ACCEPT_SHA = hashlib.sha1(_ACCEPT.encode()).hexdigest()  # noqa: S324  (Redis names scripts so)
-
-
-_local = threading.local()
-
-
-def _connection():
-    """This thread's own Redis connection for the accept script.
-
-    Written against redis-py's connection API rather than Script.__call__ and
-    the shared pool: this runs on every queued write, and the client layer's
-    bookkeeping and the pool's checkout (a lock and a readiness poll) cost
-    about as much CPU as the round trip itself.
-    """
-    connection = getattr(_local, "connection", None)
-    if connection is None:
-        connection = _local.connection = redis_client().connection_pool.make_connection()
-    return connection
-
-
-def _run_accept(keys: list, args: list):
-    """EVALSHA the accept script. A Redis that lost the script (restart, SCRIPT
-    FLUSH) gets it whole with EVAL, which also caches it there. A connection
-    the server closed (a Redis restart) is reconnected and the command sent once
-    more; a timeout is not retried, as the script may have run."""
-    for attempt in (1, 2):
-        connection = _connection()
-        try:
-            connection.send_command("EVALSHA", _ACCEPT_SHA, len(keys), *keys, *args)
-            return connection.read_response()
-        except NoScriptError:
-            connection.send_command("EVAL", _ACCEPT, len(keys), *keys, *args)
-            return connection.read_response()
-        except TimeoutError:
-            connection.disconnect()
-            raise
-        except RedisConnectionError:
-            connection.disconnect()
-            if attempt == 2:
-                raise
-    raise AssertionError("not reached: the second attempt returns or raises")
+_accept = redis_scripts.Script(_ACCEPT)
 
 
 def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
@@ -247,7 +203,7 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
         values += [alias, f"{at} {value}"]
     connector_stamp_key, device_stamp_key, latest = snapshot.keys
     queue, sequence = _queue_keys()
-    result = _run_accept(
+    result = _accept(
         [
             connector_stamp_key,
             device_stamp_key,
