@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connections, transaction
@@ -193,9 +194,13 @@ def _activate_with_token(connector: Connector, identity: str, now, ip) -> str | 
             connection, connector.pk, identity, Event.PROVISION, _issued(connector), ip, now
         ),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_ACTIVATE_WITH_TOKEN, params)
-        claimed = cursor.fetchone()
+    # Django's cursor sends values inlined in the SQL text, so PostgreSQL would
+    # parse and plan this statement on every activation; a cursor of psycopg's own
+    # binds them server-side and keeps the statement prepared on the connection.
+    with connection.cursor(), connection.wrap_database_errors:
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_ACTIVATE_WITH_TOKEN, params, prepare=True)
+            claimed = cursor.fetchone()
     return token if claimed else None
 
 
