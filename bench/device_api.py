@@ -661,7 +661,7 @@ def parse_args():
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
-    parser.add_argument("--connections", type=int, default=48, help="concurrent keep-alive connections")
+    parser.add_argument("--connections", type=int, default=48, help="keep-alive connections")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--token-devices", type=int, default=256)
     parser.add_argument(
