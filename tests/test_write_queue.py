@@ -255,3 +255,15 @@ def test_a_redis_connection_closed_by_the_server_is_reopened(device_client, toke
     assert device_client.write("myalias=3", token_auth).status_code == 204
     assert Ingest().drain() == 3
     assert values() == ["1", "2", "3"]
+
+
+def test_past_the_limit_the_oldest_remembered_credential_makes_room(
+    device_client, connector, whitelist, token_auth, monkeypatch
+):
+    monkeypatch.setattr(write_queue, "_REMEMBERED_MAX", 1)
+    whitelist(connector, "00000002")
+    other = "Token " + device_client.activate("00000002").content.decode()
+    for auth in (token_auth, other, token_auth, other):
+        assert device_client.write("myalias=1", auth).status_code == 204
+    assert len(write_queue._remembered) == 1
+    assert Ingest().drain() == 4

@@ -170,8 +170,12 @@ def remember_and_write(presented: str, device, pairs: list[tuple[str, str]], ip)
         ),
     )
     if len(_remembered) >= _REMEMBERED_MAX:
-        # The oldest first (dicts keep insertion order).
-        del _remembered[next(iter(_remembered))]
+        # The oldest first (dicts keep insertion order). Another thread may be
+        # changing the dict too; then it is that thread's turn to make room.
+        try:
+            _remembered.pop(next(iter(_remembered)), None)
+        except (RuntimeError, StopIteration):
+            pass
     _remembered[presented] = snapshot
     return _push(presented, snapshot, pairs, ip)
 
