@@ -1,5 +1,6 @@
-"""The PostgreSQL backend's health check (portal/db/postgresql): no round trip while
-the connection is fine, a fresh connection once the server ended the session."""
+"""The PostgreSQL backend (portal/db/postgresql): its health check costs no round
+trip while the connection is fine and gives a fresh connection once the server
+ended the session; statements executed with prepare=True are prepared."""
 
 import time
 
@@ -47,3 +48,28 @@ def test_requests_after_the_server_ended_the_session_still_succeed(connector, wh
     close_old_connections()
     response = DeviceClient(connector).activate("00000001")
     assert response.status_code == 200
+
+
+def test_token_activation_runs_a_statement_prepared_once_per_connection(connector, whitelist):
+    # Django turns psycopg's preparation off; the backend lets prepare=True through.
+    for identity in ("00000001", "00000002", "00000003"):
+        whitelist(connector, identity)
+        assert DeviceClient(connector).activate(identity).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ["%WITH claimed AS%"],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == 1
+    assert rows[0][0] == 3
+
+
+def test_django_statements_are_not_prepared(connector):
+    connection.ensure_connection()
+    for _ in range(10):
+        list(type(connector).objects.filter(pk=connector.pk))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 0
