@@ -3,14 +3,16 @@
     .venv/bin/python bench/device_profile.py [--requests 300] [--top 25]
 
 Same database and Redis db as bench/device_api.py (recreated), same settings,
-a handful of devices. For each scenario it sends one request through Django's
-test client (the full middleware stack, no HTTP server) and lists every SQL
-statement and every Redis command it caused, then times --requests more
-in-process under cProfile and prints the functions that cost the most.
+a handful of devices. For each scenario it sends one request to Gatehouse's WSGI
+application, as a WSGI server would (the full middleware stack, no HTTP server
+and none of the test client's bookkeeping), and lists every SQL statement and
+every Redis command it caused, then times --requests more in-process under
+cProfile and prints the functions that cost the most.
 """
 
 import argparse
 import cProfile
+import io
 import os
 import pstats
 import sys
@@ -23,6 +25,45 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench import device_api  # noqa: E402  (needs BASE_DIR on the path)
+
+
+class WsgiClient:
+    """Calls the WSGI application the way a WSGI server does."""
+
+    def __init__(self):
+        from django.core.wsgi import get_wsgi_application
+
+        self.application = get_wsgi_application()
+
+    def post(self, path: str, body: str, host: str, authorization: str | None = None):
+        data = body.encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_HOST": host,
+            "REMOTE_ADDR": "127.0.0.1",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(data),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if authorization:
+            environ["HTTP_AUTHORIZATION"] = authorization
+        status = []
+        response = self.application(environ, lambda s, headers, exc=None: status.append(s))
+        try:
+            content = b"".join(response)
+        finally:
+            response.close()
+        return SimpleNamespace(status_code=int(status[0].split()[0]), content=content)
 
 
 class RedisCommands:
@@ -98,40 +139,26 @@ def main() -> int:
     fixture = device_api.prepare_data(setup_args, 2 * args.requests + 10)
 
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     token_host = f"{fixture.token_connector}.devices.localhost"
     password_host = f"{fixture.password_connector}.devices.localhost"
-    form = "application/x-www-form-urlencoded"
     identities = iter(range(1, 2 * args.requests + 10))
 
     def bare(client):
-        return client.post("/bench/bare", "myalias=42", content_type=form, HTTP_HOST="localhost")
+        return client.post("/bench/bare", "myalias=42", device_api.BARE_HOST)
 
     def token_write(client):
         authorization = fixture.token_authorizations[0]
-        return client.post(
-            "/api:v1/stack/alias",
-            "myalias=42",
-            content_type=form,
-            HTTP_HOST=token_host,
-            HTTP_AUTHORIZATION=authorization,
-        )
+        return client.post("/api:v1/stack/alias", "myalias=42", token_host, authorization)
 
     def basic_write(client):
         authorization = fixture.basic_authorizations[0]
-        return client.post(
-            "/api:v1/stack/alias",
-            "myalias=42",
-            content_type=form,
-            HTTP_HOST=password_host,
-            HTTP_AUTHORIZATION=authorization,
-        )
+        return client.post("/api:v1/stack/alias", "myalias=42", password_host, authorization)
 
     def activation(client):
         body = f"id={next(identities):0{device_api.IDENTITY_DIGITS}d}"
-        return client.post("/provision/activate", body, content_type=form, HTTP_HOST=token_host)
+        return client.post("/provision/activate", body, token_host)
 
     scenarios = [
         ("bare view", bare, 204),
@@ -139,7 +166,7 @@ def main() -> int:
         ("basic write", basic_write, 204),
         ("activation", activation, 200),
     ]
-    client = Client()
+    client = WsgiClient()
     # First requests pay one-off costs (imports, URL resolver, the slow password
     # hash before the verified-credential cache holds it), so the listing shows
     # the steady state.

@@ -64,7 +64,14 @@ def _window_key(scope: str, key: str, rate: Rate, now: float) -> str:
 def counter_key(scope: str, key: str, rate: Rate, now: float) -> str:
     """The full cache key counting (scope, key) in the window of `now`, for callers
     that count inside a Redis script of their own (devices.services.write_queue)."""
-    return cache.make_key(_window_key(scope, key, rate, now))
+    return _full_key(_window_key(scope, key, rate, now))
+
+
+@functools.lru_cache(maxsize=4096)
+def _full_key(window_key: str) -> str:
+    # A device's key changes once a window; the cache's key function costs more
+    # than this lookup.
+    return cache.make_key(window_key)
 
 
 def retry_after(rate: Rate, now: float) -> int:

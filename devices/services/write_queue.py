@@ -191,14 +191,14 @@ def _queue_keys() -> tuple[str, str]:
 
 
 _accept = redis_scripts.Script(_ACCEPT)
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
     stored, reason = split_pairs(snapshot.formats, pairs)
     at = now_microseconds()
-    item = json.dumps(
-        [at, snapshot.device_pk, snapshot.connector_id, snapshot.identity, ip, stored, reason],
-        separators=(",", ":"),
+    item = _compact_json(
+        [at, snapshot.device_pk, snapshot.connector_id, snapshot.identity, ip, stored, reason]
     )
     rate = ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE)
     now = at / 1_000_000
