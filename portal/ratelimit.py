@@ -117,9 +117,9 @@ def count_all(
     now = time.time()
     keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
     if hasattr(cache, "raw_client"):
+        make_key = cache.make_key  # one lookup through the per-thread cache proxy
         results = _count_and_read(
-            [cache.make_key(cache_key) for cache_key, _ in keyed]
-            + [cache.make_key(key) for key in read],
+            [make_key(cache_key) for cache_key, _ in keyed] + [make_key(key) for key in read],
             [len(keyed), *(rate.seconds + 1 for _, rate in keyed)],
         )
         used = results[: len(keyed)]

@@ -73,3 +73,17 @@ def test_django_statements_are_not_prepared(connector):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements")
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("address", ["192.0.2.7", "2001:db8::5"])
+def test_token_activation_records_the_source_address(connector, whitelist, address):
+    from devices.models import Device, Event
+
+    whitelist(connector, "00000001")
+    response = DeviceClient(connector).activate("00000001", REMOTE_ADDR=address)
+    assert response.status_code == 200
+    device = Device.objects.get(connector=connector, identity="00000001")
+    assert device.status == Device.PROVISIONED and device.last_ip == address
+    event = Event.objects.get(connector=connector, identity="00000001", kind=Event.PROVISION)
+    assert str(event.source_ip) == address
+    assert event.created_at == device.provisioned_at

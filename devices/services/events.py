@@ -1,5 +1,7 @@
 """The append-only event log."""
 
+import functools
+
 from django.db import connections
 from django.utils import timezone
 
@@ -22,9 +24,16 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None) ->
         identity[:160],
         kind,
         reason[:500],
-        ops.adapt_ipaddressfield_value(ip),
+        _address(ops, ip),
         ops.adapt_datetimefield_value(now or timezone.now()),
     ]
+
+
+@functools.lru_cache(maxsize=1024)
+def _address(ops, ip):
+    # Adapting parses the address (PostgreSQL); a device sends from the same one
+    # again and again, and the ingest writes thousands of events a second.
+    return ops.adapt_ipaddressfield_value(ip)
 
 
 INSERT_EVENT = (

@@ -28,7 +28,7 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
-from devices.services.events import event_row, record_event
+from devices.services.events import record_event
 from devices.services.whitelist import validate_identity
 from portal import generations, ratelimit
 
@@ -184,20 +184,38 @@ def _activate_with_token(connector: Connector, identity: str, now, ip) -> str | 
     """Claim and issue a token in one statement (PostgreSQL); None if nothing was claimed."""
     connection = connections[Device.objects.db]
     token = new_token()
-    at = connection.ops.adapt_datetimefield_value(now)
-    params = _claim_params(connection, connector, identity, at, ip) + [
+    # Values bound server-side: the address goes as text, which PostgreSQL reads
+    # as inet (the column's type, or the cast), so it is not parsed here first.
+    params = [
+        Device.PROVISIONED,
+        connector.auth_mode,
+        now,
+        now,
+        now,
+        ip,
+        connector.pk,
+        identity,
+        Device.WHITELISTED,
+        now,
         Connector.TOKEN,
         Credential.ACTIVE,
         hash_token(token),
-        at,
-        *event_row(
-            connection, connector.pk, identity, Event.PROVISION, _issued(connector), ip, now
-        ),
+        now,
+        connector.pk,
+        identity[:160],
+        Event.PROVISION,
+        _issued(connector),
+        ip,
+        now,
     ]
     # Django's cursor sends values inlined in the SQL text, so PostgreSQL would
     # parse and plan this statement on every activation; a cursor of psycopg's own
-    # binds them server-side and keeps the statement prepared on the connection.
-    with connection.cursor(), connection.wrap_database_errors:
+    # binds them server-side and keeps the statement prepared on the connection
+    # (portal/db/postgresql). Django's checks of a reused connection come first,
+    # as they would for a cursor of its own.
+    with connection.wrap_database_errors:
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_ACTIVATE_WITH_TOKEN, params, prepare=True)
             claimed = cursor.fetchone()
