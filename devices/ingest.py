@@ -79,6 +79,7 @@ _INSERT_POINT = (
 )
 _TOUCH = f"UPDATE {Device._meta.db_table} SET last_seen_at = %s, last_ip = %s WHERE id = %s"  # noqa: S608
 _EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+_decode = json.JSONDecoder().decode
 
 
 class Ingest:
@@ -122,7 +123,7 @@ class Ingest:
             for item in items:
                 sequence, _, payload = item.partition(b" ")
                 if int(sequence) > stored_up_to:
-                    writes.append(json.loads(payload))
+                    writes.append(_decode(payload.decode()))
             last = int(items[-1].partition(b" ")[0])
             if writes:
                 _store_writes(writes)
@@ -130,8 +131,13 @@ class Ingest:
                 epoch=epoch, last_sequence=max(last, stored_up_to)
             )
 
-    def run(self, stop: threading.Event, idle_seconds: float = 0.05) -> None:
-        """Store batches until `stop` is set; polls when idle or standing by."""
+    def run(self, stop: threading.Event, idle_seconds: float | None = None) -> None:
+        """Store batches until `stop` is set. After a batch that was not full it
+        waits INGEST_INTERVAL_MS, so that under load each transaction stores
+        hundreds of writes rather than a handful: per write, a batch of 100 cost
+        the ingest and PostgreSQL about twice the CPU of a batch of 1000."""
+        if idle_seconds is None:
+            idle_seconds = settings.INGEST_INTERVAL_MS / 1000
         try:
             while not stop.is_set():
                 handled = self.run_once()

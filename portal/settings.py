@@ -236,6 +236,9 @@ DEVICE_WRITE_QUEUE = env.bool("DEVICE_WRITE_QUEUE", default=False)
 # Past this many queued writes (an ingest that is down or behind), writes are stored directly.
 DEVICE_WRITE_QUEUE_MAX = env.int("DEVICE_WRITE_QUEUE_MAX", default=1_000_000)
 INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=1000)
+# The ingest's pause after a batch that was not full: longer pauses make fewer,
+# larger transactions; queued values are readable by devices meanwhile.
+INGEST_INTERVAL_MS = env.int("INGEST_INTERVAL_MS", default=250)
 if DEVICE_WRITE_QUEUE and not REDIS_URL:
     raise ImproperlyConfigured("DEVICE_WRITE_QUEUE needs Redis: set REDIS_URL")
 EXPIRY_SWEEP_SECONDS = env.float("EXPIRY_SWEEP_SECONDS", default=60.0)

@@ -1,7 +1,5 @@
 """The append-only event log."""
 
-import functools
-
 from django.db import connections
 from django.utils import timezone
 
@@ -24,16 +22,11 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None) ->
         identity[:160],
         kind,
         reason[:500],
-        _address(ops, ip),
+        # A validated address as text (portal.net.client_ip) or None: the column
+        # reads it as it is, so it is not parsed again on every event.
+        ip,
         ops.adapt_datetimefield_value(now or timezone.now()),
     ]
-
-
-@functools.lru_cache(maxsize=1024)
-def _address(ops, ip):
-    # Adapting parses the address (PostgreSQL); a device sends from the same one
-    # again and again, and the ingest writes thousands of events a second.
-    return ops.adapt_ipaddressfield_value(ip)
 
 
 INSERT_EVENT = (
