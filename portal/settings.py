@@ -54,9 +54,11 @@ DEBUG = env.bool("DEBUG", default=False)
 
 # Devices reach their connector at <connector-id>.<DEVICE_DOMAIN>.
 DEVICE_DOMAIN = env.str("DEVICE_DOMAIN", default="devices.localhost").lower().strip(".")
-ALLOWED_HOSTS = env.list(
+# Device hosts first: they carry nearly every request, and Django checks each
+# request's Host against this list in order (twice per request).
+ALLOWED_HOSTS = [f".{DEVICE_DOMAIN}"] + env.list(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
-) + [f".{DEVICE_DOMAIN}"]
+)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Proxies whose X-Forwarded-For (and, later, client-certificate header) is believed.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
