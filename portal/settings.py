@@ -241,6 +241,9 @@ INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=1000)
 # The ingest's pause after a batch that was not full: longer pauses make fewer,
 # larger transactions; queued values are readable by devices meanwhile.
 INGEST_INTERVAL_MS = env.int("INGEST_INTERVAL_MS", default=250)
+# /healthz answers 503 once the oldest queued write has waited longer than this:
+# the ingest is not running or cannot keep up.
+INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=60)
 if DEVICE_WRITE_QUEUE and not REDIS_URL:
     raise ImproperlyConfigured("DEVICE_WRITE_QUEUE needs Redis: set REDIS_URL")
 EXPIRY_SWEEP_SECONDS = env.float("EXPIRY_SWEEP_SECONDS", default=60.0)
