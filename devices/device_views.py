@@ -69,7 +69,10 @@ def _form_pairs(request) -> list[tuple[str, str]] | HttpResponse:
     if content_type != FORM_TYPE:
         return _text(f"expected {FORM_TYPE}", 415)
     try:
-        text = request.body.decode(request.encoding or "utf-8")
+        # Read straight from the stream: the length was checked above, against a
+        # limit far below Django's DATA_UPLOAD_MAX_MEMORY_SIZE, and nothing else
+        # reads a device request's body (the view parses it once).
+        text = request.read(length).decode(request.encoding or "utf-8")
         return parse_qsl(
             text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=256
         )
@@ -102,6 +105,7 @@ def activate(request, connector_id=None):
 @require_http_methods(["GET", "POST"])
 def alias(request, connector_id=None):
     ip = client_ip(request)
+    pairs = None
     try:
         authorization = request.META.get("HTTP_AUTHORIZATION", "")
         if request.method == "POST" and authorization and write_queue.enabled():
@@ -119,7 +123,9 @@ def alias(request, connector_id=None):
             certificate=None if authorization else client_certificate(request),
         )
         if request.method == "POST":
-            pairs = _form_pairs(request)
+            # A bad body is answered only after the credentials were checked.
+            if pairs is None:
+                pairs = _form_pairs(request)
             if isinstance(pairs, HttpResponse):
                 return pairs
             services.write_data(device, pairs, ip)
