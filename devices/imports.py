@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from cryptography import x509
@@ -268,7 +268,6 @@ class _RowChecker:
         self.tags_at = columns.get("tags")
         self.names = sorted(columns, key=columns.get)
         self.now = timezone.now()
-        self.saw_private_key = False
         # Identity → line of its first row. At a million rows this is the
         # largest thing the import holds in memory (about 150 MB).
         self.seen: dict[str, int] = {}
@@ -323,7 +322,6 @@ class _RowChecker:
     def _certificate(self, cell: str, identity: str, raw: str) -> _Certificate:
         text = cell.strip()
         if "PRIVATE KEY" in text:
-            self.saw_private_key = True
             raise _BadRow(
                 "TLS Client Certificate holds a private key; upload the certificate only", raw
             )
@@ -704,13 +702,104 @@ def run_import(import_id: int) -> WhitelistImport:
         return record
     run = _ImportRun(record)
     try:
-        run.execute()
-    except Exception:  # noqa: BLE001 - an import must never be left "running" forever.
-        logger.exception("whitelist import %s stopped", import_id)
-        run.fail("the import stopped unexpectedly; nothing was written")
+        try:
+            run.execute()
+        except _GivenUp:
+            raise
+        except Exception:  # noqa: BLE001 - an import must never be left "running" forever.
+            logger.exception("whitelist import %s stopped", import_id)
+            run.fail("the import stopped unexpectedly; nothing was written")
+    except _GivenUp:
+        logger.warning(
+            "whitelist import %s was failed as stalled while it ran; it wrote nothing", import_id
+        )
+        record.refresh_from_db()
     finally:
         run.close()
     return record
+
+
+def fail_stalled_imports() -> dict[str, int]:
+    """Periodic: end imports whose worker went away, and hand lost ones out again.
+
+    An import that made no progress for IMPORT_STALL_SECONDS lost its worker
+    (killed, out of memory, a host that went down): it is failed, and the
+    upload removed. Its write had not committed, so nothing was written. Should
+    its worker be alive after all, its next progress update or its final one
+    finds the import no longer running and rolls back (`_GivenUp`), so an
+    import ends exactly once either way.
+
+    A pending import that no worker took in that time (its task was lost with
+    a broker) is queued again; a task that arrives twice runs once.
+    """
+    from devices import tasks  # the tasks module imports this one
+
+    stall = settings.IMPORT_STALL_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=stall)
+    ended = requeued = 0
+    stalled = WhitelistImport.objects.filter(
+        status=WhitelistImport.RUNNING, updated_at__lt=cutoff
+    ).select_related("connector", "created_by")
+    for record in stalled:
+        message = f"its worker stopped (no progress for {stall} s); nothing was written"
+        kept = record.errors[: settings.IMPORT_MAX_STORED_ERRORS - 1]
+        errors = [*kept, _error(None, "", message)]
+        now = timezone.now()
+        # Only if no progress arrived since it was read.
+        if not WhitelistImport.objects.filter(
+            pk=record.pk, status=WhitelistImport.RUNNING, updated_at=record.updated_at
+        ).update(
+            status=WhitelistImport.FAILED,
+            created=0,
+            errors=errors,
+            error_count=record.error_count + 1,
+            finished_at=now,
+            updated_at=now,
+        ):
+            continue
+        ended += 1
+        logger.warning("whitelist import %s failed: no progress for %d s", record.pk, stall)
+        if not record.dry_run:
+            who = f" by {record.created_by.get_username()}" if record.created_by else ""
+            services.record_event(
+                record.connector_id,
+                "",
+                Event.IMPORT,
+                f"CSV import {record.pk}{who} stopped: its worker went away, nothing written",
+            )
+        _remove_upload(record)
+    for pk in WhitelistImport.objects.filter(
+        status=WhitelistImport.PENDING, updated_at__lt=cutoff
+    ).values_list("pk", flat=True):
+        if WhitelistImport.objects.filter(
+            pk=pk, status=WhitelistImport.PENDING, updated_at__lt=cutoff
+        ).update(updated_at=timezone.now()):
+            requeued += 1
+            tasks.run_whitelist_import.delay(pk)
+    return {"failed": ended, "queued again": requeued}
+
+
+class _GivenUp(Exception):
+    """fail_stalled_imports ended this import while it ran: stop, write nothing."""
+
+
+def _error(line: int | None, identity: str, message: str) -> dict:
+    return {"line": line, "identity": identity, "message": message}
+
+
+def _remove_upload(record: WhitelistImport) -> None:
+    """The uploaded CSV is only read by its import; its name stays on the record,
+    as the error report's name derives from it."""
+    if record.file.name:
+        record.file.storage.delete(record.file.name)
+
+
+def _record_progress(import_id: int, **fields) -> None:
+    """Commit progress of a running import; _GivenUp if it is no longer running."""
+    if not WhitelistImport.objects.filter(pk=import_id, status=WhitelistImport.RUNNING).update(
+        updated_at=timezone.now(), **fields
+    ):
+        raise _GivenUp()
 
 
 class _ImportRun:
@@ -735,7 +824,7 @@ class _ImportRun:
         started = time.monotonic()
         try:
             total = self._count()
-            WhitelistImport.objects.filter(pk=self.record.pk).update(total=total)
+            _record_progress(self.record.pk, total=total)
             self.record.total = total
             self._validate()
         except (_BrokenFile, InvalidImportFile) as exc:
@@ -825,7 +914,7 @@ class _ImportRun:
         progress = {"processed": self.processed, "error_count": self.error_count}
         if len(self.errors) != errors_before:
             progress["errors"] = self.errors
-        WhitelistImport.objects.filter(pk=self.record.pk).update(**progress)
+        _record_progress(self.record.pk, **progress)
 
     @staticmethod
     def _stage_class():
@@ -871,7 +960,7 @@ class _ImportRun:
     def _reject(self, line: int | None, identity: str, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < settings.IMPORT_MAX_STORED_ERRORS:
-            self.errors.append({"line": line, "identity": identity, "message": message})
+            self.errors.append(_error(line, identity, message))
         self.report_writer.writerow((line, identity, message))
 
     def fail(self, message: str) -> None:
@@ -888,18 +977,19 @@ class _ImportRun:
         record.errors = self.errors
         record.error_count = self.error_count
         record.finished_at = timezone.now()
-        self._store_report()
-        record.save(
-            update_fields=[
-                "status",
-                "processed",
-                "total",
-                "created",
-                "errors",
-                "error_count",
-                "finished_at",
-            ]
+        # Only while it is still running: the stall sweep may have ended it.
+        # Raising here rolls back a write this runs inside.
+        _record_progress(
+            record.pk,
+            status=status,
+            processed=record.processed,
+            total=record.total,
+            created=created,
+            errors=record.errors,
+            error_count=record.error_count,
+            finished_at=record.finished_at,
         )
+        self._store_report()
         if not record.dry_run:
             # One event for the whole import, not one per row: a million
             # `whitelist` lines would drown the live log and double the work.
@@ -925,9 +1015,9 @@ class _ImportRun:
     def close(self) -> None:
         self._discard()
         self.report.close()
-        if self.checker is not None and self.checker.saw_private_key:
-            # Private keys must not stay at rest; the error report names no key.
-            self.record.file.storage.delete(self.record.file.name)
+        # Nothing reads the upload once its import has ended, and a file with a
+        # private key in it must not stay at rest (the error report names no key).
+        _remove_upload(self.record)
 
 
 # --- reports and export -----------------------------------------------------------------

@@ -296,6 +296,9 @@ class WhitelistImport(models.Model):
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Moved with every progress update: an import running without progress for
+    # IMPORT_STALL_SECONDS lost its worker (devices.imports.fail_stalled_imports).
+    updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):

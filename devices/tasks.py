@@ -16,6 +16,12 @@ def purge_old_records() -> dict[str, int]:
 
 
 @shared_task
+def fail_stalled_imports() -> dict[str, int]:
+    """Every 5 minutes: fail imports whose worker went away, queue lost ones again."""
+    return imports.fail_stalled_imports()
+
+
+@shared_task
 def run_whitelist_import(import_id: int) -> None:
     """A CSV whitelist import too large to run during its upload request."""
     imports.run_import(import_id)

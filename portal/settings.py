@@ -189,6 +189,9 @@ IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=1024 * 1024
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=5000)
 # Errors kept on the import row; the full list is in the downloadable report.
 IMPORT_MAX_STORED_ERRORS = env.int("IMPORT_MAX_STORED_ERRORS", default=1000)
+# An import without progress this long lost its worker and is failed; a pending
+# one no worker took is queued again. Progress arrives every IMPORT_BATCH_SIZE rows.
+IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=900)
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -305,6 +308,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-whitelist": {
         "task": "devices.tasks.expire_whitelist",
         "schedule": EXPIRY_SWEEP_SECONDS,
+    },
+    "fail-stalled-imports": {
+        "task": "devices.tasks.fail_stalled_imports",
+        "schedule": 300.0,
     },
     "purge-old-records": {
         "task": "devices.tasks.purge_old_records",

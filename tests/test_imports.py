@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection as db_connection
 from django.db import transaction
@@ -365,6 +366,95 @@ def test_a_large_file_runs_on_the_worker_and_finishes_with_its_counts(
     assert Device.objects.filter(connector=connector).count() == 20_000
 
 
+# --- imports whose worker went away ------------------------------------------------------
+
+
+def stored_import(connector, text: str, *, status: str, quiet_minutes: int = 0):
+    """An uploaded import in `status` whose last progress was `quiet_minutes` ago."""
+    record = WhitelistImport(connector=connector)
+    record.file.save(f"{connector.pk}-upload.csv", ContentFile(text.encode()), save=False)
+    record.status = status
+    record.save()
+    quiet(record, quiet_minutes)
+    return record
+
+
+def quiet(record, minutes: int) -> None:
+    WhitelistImport.objects.filter(pk=record.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=minutes)
+    )
+    record.refresh_from_db()
+
+
+def test_a_running_import_without_progress_is_failed_and_its_upload_removed(connector):
+    stalled = stored_import(connector, SEED_CSV, status="running", quiet_minutes=16)
+    busy = stored_import(connector, SEED_CSV, status="running", quiet_minutes=14)
+    finished = stored_import(connector, SEED_CSV, status="done", quiet_minutes=60)
+
+    assert imports.fail_stalled_imports() == {"failed": 1, "queued again": 0}
+
+    stalled.refresh_from_db()
+    assert (stalled.status, stalled.created, stalled.error_count) == ("failed", 0, 1)
+    assert stalled.errors == [
+        {
+            "line": None,
+            "identity": "",
+            "message": "its worker stopped (no progress for 900 s); nothing was written",
+        }
+    ]
+    assert stalled.finished_at is not None
+    assert not stalled.file.storage.exists(stalled.file.name)
+    assert Event.objects.get(kind=Event.IMPORT).reason == (
+        f"CSV import {stalled.pk} stopped: its worker went away, nothing written"
+    )
+    for record in (busy, finished):
+        status = record.status
+        record.refresh_from_db()
+        assert record.status == status
+        assert record.file.storage.exists(record.file.name)
+    # A second sweep finds nothing more to do.
+    assert imports.fail_stalled_imports() == {"failed": 0, "queued again": 0}
+
+
+def test_a_worker_that_outlives_the_sweep_writes_nothing(connector):
+    record = stored_import(connector, SEED_CSV, status="running")
+    run = imports._ImportRun(record)
+    try:
+        run._validate()  # every row read, checked and staged
+        quiet(record, 16)  # then the worker went quiet, and the sweep ended the import
+        assert imports.fail_stalled_imports()["failed"] == 1
+        # Its next progress update, or its last step, finds the import no longer
+        # running: it stops, and the write rolls back.
+        with pytest.raises(imports._GivenUp):
+            imports._record_progress(record.pk, processed=5)
+        with pytest.raises(imports._GivenUp):
+            run._write()
+    finally:
+        run.close()
+    assert not Device.objects.exists()
+    record.refresh_from_db()
+    assert (record.status, record.created) == ("failed", 0)
+    assert Event.objects.filter(kind=Event.IMPORT).count() == 1
+
+
+def test_a_pending_import_no_worker_took_is_queued_again(connector, monkeypatch):
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    lost = stored_import(connector, SEED_CSV, status="pending", quiet_minutes=16)
+    waiting = stored_import(connector, HEADER + "00000099,,\n", status="pending", quiet_minutes=1)
+
+    # The task is sent again (and runs eagerly here).
+    assert imports.fail_stalled_imports() == {"failed": 0, "queued again": 1}
+
+    lost.refresh_from_db()
+    assert (lost.status, lost.created) == ("done", 5)
+    assert not lost.file.storage.exists(lost.file.name)
+    waiting.refresh_from_db()
+    assert waiting.status == "pending"
+    # The first task turns up after all: the import ran already, so it does nothing.
+    assert imports.run_import(lost.pk).created == 5
+    assert Device.objects.filter(connector=connector).count() == 5
+
+
 # --- the API -------------------------------------------------------------------------------
 
 
@@ -511,6 +601,13 @@ def test_on_postgresql_batches_are_written_while_the_file_is_read(connector, set
     assert Credential.objects.get().device.identity == "00000007"
     assert Device.objects.get(identity="00000002").tags[1] == {"name": "claim_code", "value": "abc"}
     assert Event.objects.get(kind=Event.IMPORT).reason.endswith("7 whitelisted")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_worker_that_outlives_the_sweep_takes_back_its_batches(connector, settings):
+    settings.IMPORT_BATCH_SIZE = 2
+    test_a_worker_that_outlives_the_sweep_writes_nothing(connector)
 
 
 @pytest.mark.postgres
