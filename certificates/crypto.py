@@ -189,7 +189,8 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def serial_hex(cert: x509.Certificate) -> str:
-    return format(cert.serial_number, "x")
+    """Lower-case hex, as credentials and registrations store it."""
+    return format(abs(cert.serial_number), "x")
 
 
 def to_pem(cert: x509.Certificate) -> str:

@@ -17,8 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from certificates import crypto
 from devices import services as device_services
 from devices.models import Device, Event
+from devices.services.credentials import hash_token
 from portal import ratelimit
 from registrations.models import Message, SecureDevice
 from registrations.services import (
@@ -28,12 +30,10 @@ from registrations.services import (
     InvalidToken,
     RateLimited,
     WrongDevice,
-    certificate_fingerprint,
     clean_device_name,
     delete_in_batches,
     require_certificate,
     require_trust,
-    sha256_hex,
 )
 
 # Event kinds (§2).
@@ -74,7 +74,7 @@ def authenticate_secure_device(authorization, certificate, ip) -> Device:
     token = token.strip()
     secure = (
         SecureDevice.objects.select_related("device__connector")
-        .filter(token_hash=sha256_hex(token), device__status=Device.PROVISIONED)
+        .filter(token_hash=hash_token(token), device__status=Device.PROVISIONED)
         .first()
         if scheme.lower() == "bearer" and token
         else None
@@ -83,9 +83,7 @@ def authenticate_secure_device(authorization, certificate, ip) -> Device:
         ratelimit.hit("secure-authfail", str(ip), failures)
         raise InvalidToken()
     device = secure.device
-    if not hmac.compare_digest(
-        secure.certificate_fingerprint, certificate_fingerprint(certificate)
-    ):
+    if not hmac.compare_digest(secure.certificate_fingerprint, crypto.fingerprint(certificate)):
         device_services.record_event(
             device.connector_id,
             device.identity,

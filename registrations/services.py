@@ -19,17 +19,18 @@ import uuid
 from datetime import timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from certificates import crypto
 from certificates.services import chains_to_connector
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices import services as device_services
 from devices.models import Device, Event
+from devices.services.credentials import hash_token
 from portal import ratelimit
 from registrations.models import Registration, SecureDevice
 
@@ -153,19 +154,6 @@ def pin_digest(pin: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), pin.encode(), hashlib.sha256).hexdigest()
 
 
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA256()).hex()
-
-
-def certificate_serial(certificate: x509.Certificate) -> str:
-    """Lower-case hex, as device credentials store it."""
-    return format(abs(certificate.serial_number), "x")
-
-
 def serial_suffix(serial: str) -> str:
     """The last four hex digits, counting leading zeros of a short serial."""
     return serial.zfill(4)[-4:]
@@ -227,7 +215,7 @@ def initiate_registration(
     connector = Connector.objects.filter(pk=device_type_id).first() if device_type_id else None
     if connector is None:
         raise UnknownDeviceType()
-    fingerprint = certificate_fingerprint(certificate)
+    fingerprint = crypto.fingerprint(certificate)
     ratelimit.hit(
         "registration", fingerprint, ratelimit.Rate.parse(settings.RATE_LIMIT_REGISTRATION)
     )
@@ -247,7 +235,7 @@ def initiate_registration(
         raise AlreadyRegistered()
 
     pin, nonce = new_pin(), secrets.token_hex(16)
-    serial = certificate_serial(certificate)
+    serial = crypto.serial_hex(certificate)
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -282,7 +270,7 @@ def _replace_pending(connector, identity, pin, nonce, certificate, fingerprint, 
         connector=connector,
         vendor_device_id=identity,
         pin_hash=pin_digest(pin),
-        nonce_hash=sha256_hex(nonce),
+        nonce_hash=hash_token(nonce),
         certificate_fingerprint=fingerprint,
         certificate_serial=serial,
         serial_suffix=serial_suffix(serial),
@@ -311,7 +299,7 @@ def _registration_for_device(rid, certificate, ip) -> Registration:
     if registration is None:
         raise RegistrationNotFound()
     if not hmac.compare_digest(
-        registration.certificate_fingerprint, certificate_fingerprint(certificate)
+        registration.certificate_fingerprint, crypto.fingerprint(certificate)
     ):
         device_services.record_event(
             registration.connector_id,
@@ -362,7 +350,7 @@ def complete_registration(rid, nonce, certificate, ip) -> tuple[Registration, Se
         raise NotConfirmed()
     if registration.status != Registration.PENDING_DEVICE_COMPLETION:
         raise _closed(registration)
-    if not hmac.compare_digest(registration.nonce_hash, sha256_hex(nonce)):
+    if not hmac.compare_digest(registration.nonce_hash, hash_token(nonce)):
         device_services.record_event(
             registration.connector_id,
             registration.vendor_device_id,
@@ -391,7 +379,7 @@ def complete_registration(rid, nonce, certificate, ip) -> tuple[Registration, Se
                 "did": uuid.uuid4().hex,
                 "certificate_fingerprint": registration.certificate_fingerprint,
                 "certificate_serial": registration.certificate_serial,
-                "token_hash": sha256_hex(token),
+                "token_hash": hash_token(token),
                 "registered_at": now,
             },
         )
