@@ -624,6 +624,31 @@ def chains_to_connector(connector: Connector, cert: x509.Certificate) -> bool:
     return trusted_issuer(connector, cert, now) is not None
 
 
+def pinnable_certificate(
+    pem: str, identity: str, identity_format, now: datetime | None = None
+) -> x509.Certificate:
+    """The certificate in `pem`, if it may be pinned to the device `identity`.
+
+    One PEM certificate with no private key beside it; exactly one CN, which
+    read through the connector's identity format is the identity (so a MAC
+    address in upper case still names the same device); not expired.
+    crypto.CryptoError says why not. Used by the API and by CSV imports.
+    """
+    cert = crypto.load_certificate(pem or "")
+    common_name = crypto.common_name_of(cert.subject)
+    try:
+        matches = normalize_identity(common_name, identity_format) == identity
+    except InvalidIdentity:
+        matches = False
+    if not matches:
+        raise crypto.CryptoError(
+            f'the certificate CN "{common_name[:160]}" does not match the ID "{identity}"'
+        )
+    if cert.not_valid_after_utc <= (now or timezone.now()):
+        raise crypto.CryptoError(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    return cert
+
+
 def pin_certificate(device: Device, pem: str) -> Credential:
     """Pin a certificate in a whitelisted device's entry (CSV column "TLS Client Certificate").
 
@@ -631,20 +656,9 @@ def pin_certificate(device: Device, pem: str) -> Credential:
     the identity; an earlier pin is replaced.
     """
     try:
-        cert = crypto.load_certificate(pem or "")
-        common_name = crypto.common_name_of(cert.subject)
+        cert = pinnable_certificate(pem, device.identity, device.connector.identity_format)
     except crypto.CryptoError as exc:
         raise InvalidInput(str(exc)) from exc
-    try:
-        identity = normalize_identity(common_name, device.connector.identity_format)
-    except InvalidIdentity:
-        identity = None
-    if identity != device.identity:
-        raise InvalidInput(
-            f'the certificate CN "{common_name[:160]}" does not match the ID "{device.identity}"'
-        )
-    if cert.not_valid_after_utc <= timezone.now():
-        raise InvalidInput(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
     if device.status != Device.WHITELISTED:
         raise Conflict("only a whitelisted device's certificate can be pinned; reset it first")
     with transaction.atomic():

@@ -39,16 +39,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from certificates import crypto
+from certificates.services import pinnable_certificate
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices import services
@@ -320,42 +318,14 @@ class _RowChecker:
         return tags, (cell if tags == parsed else json.dumps(tags))
 
     def _certificate(self, cell: str, identity: str, raw: str) -> _Certificate:
-        text = cell.strip()
-        if "PRIVATE KEY" in text:
-            raise _BadRow(
-                "TLS Client Certificate holds a private key; upload the certificate only", raw
-            )
         try:
-            found = x509.load_pem_x509_certificates(text.encode("ascii"))
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise _BadRow("TLS Client Certificate is not a PEM certificate", raw) from exc
-        if len(found) != 1:
-            raise _BadRow(
-                f"TLS Client Certificate holds {len(found)} certificates; pin exactly one", raw
-            )
-        certificate = found[0]
-        common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if len(common_names) != 1:
-            raise _BadRow("the certificate subject needs exactly one CN, set to the ID", raw)
-        common_name = str(common_names[0].value)
-        # The CN goes through the identity format too, so a MAC address in
-        # upper case in the certificate still names the same device.
-        try:
-            matches = normalize_identity(common_name, self.format) == identity
-        except InvalidIdentity:
-            matches = False
-        if not matches:
-            raise _BadRow(
-                f'certificate CN "{common_name[:160]}" does not match the ID "{identity}"', raw
-            )
-        if certificate.not_valid_after_utc <= self.now:
-            raise _BadRow(
-                f"the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}", raw
-            )
+            certificate = pinnable_certificate(cell, identity, self.format, self.now)
+        except crypto.CryptoError as exc:
+            raise _BadRow(f"TLS Client Certificate: {exc}", raw) from exc
         return _Certificate(
-            pem=certificate.public_bytes(Encoding.PEM).decode("ascii"),
-            fingerprint=certificate.fingerprint(hashes.SHA256()).hex(),
-            serial=format(certificate.serial_number, "x"),
+            pem=crypto.to_pem(certificate),
+            fingerprint=crypto.fingerprint(certificate),
+            serial=crypto.serial_hex(certificate),
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
         )

@@ -182,7 +182,13 @@ def test_a_certificate_whose_cn_is_not_the_id_is_refused_on_its_line(connector):
     text = csv_text(("00000001", certificate_pem("00000009"), ""))
     record = run(connector, text)
     assert record.status == "failed"
-    assert errors_of(record) == [(2, 'certificate CN "00000009" does not match the ID "00000001"')]
+    assert errors_of(record) == [
+        (
+            2,
+            "TLS Client Certificate: the certificate CN"
+            ' "00000009" does not match the ID "00000001"',
+        )
+    ]
     assert not Device.objects.exists()
 
 
@@ -226,13 +232,20 @@ def test_every_bad_row_is_reported_with_the_line_where_it_starts(connector, whit
         (line_of("00000003,"), "already whitelisted in this connector"),
         (line_of("00000004,"), record.errors[3]["message"]),
         (line_of("00000005,"), 'Tags: tags must be a JSON list of {"name", "value"} objects'),
-        (line_of("00000006,"), "TLS Client Certificate is not a PEM certificate"),
-        (line_of("00000007,"), 'certificate CN "00000070" does not match the ID "00000007"'),
+        (
+            line_of("00000006,"),
+            "TLS Client Certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ),
+        (
+            line_of("00000007,"),
+            "TLS Client Certificate: the certificate CN"
+            ' "00000070" does not match the ID "00000007"',
+        ),
         (line_of("00000008,"), "too many columns: 4 cells where the header has 3"),
         (line_of("00000009"), "missing column: TLS Client Certificate, Tags"),
         (
             line_of("00000010,"),
-            "TLS Client Certificate holds a private key; upload the certificate only",
+            "TLS Client Certificate: that holds a private key; upload the certificate only",
         ),
     ]
     # The PEM on line 2 spreads the first row over lines 2 to 11 or so.
