@@ -146,6 +146,55 @@ def hit(scope: str, key: str, rate: Rate) -> int:
     return hit_all([(scope, key, rate)])[0]
 
 
+# KEYS: the window counters. ARGV: count and expiry of each, in turn. Counts
+# against every counter only if none is spent; else returns the 1-based index
+# of the first spent counter, negated, and counts nothing.
+_spend_all = redis_scripts.Script(
+    """
+for i = 1, #KEYS do
+    if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[2 * i - 1]) then
+        return -i
+    end
+end
+local results = {}
+for i = 1, #KEYS do
+    local used = redis.call('INCR', KEYS[i])
+    if used == 1 then
+        redis.call('EXPIRE', KEYS[i], ARGV[2 * i])
+    end
+    results[i] = used
+end
+return results
+"""
+)
+
+
+def spend_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
+    """Count one request against every (scope, key, rate), but only if each has
+    room left: a request refused by one rate spends none of the others (a
+    message refused by its daily quota leaves the per-minute one alone).
+
+    Raises RateLimited; returns what remains of each in its window. On Redis
+    one round trip, and atomic: two requests cannot both take the last one.
+    """
+    now = time.time()
+    keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
+    if hasattr(cache, "raw_client"):
+        make_key = cache.make_key
+        arguments = []
+        for _, rate in keyed:
+            arguments += [rate.count, rate.seconds + 1]
+        result = _spend_all([make_key(cache_key) for cache_key, _ in keyed], arguments)
+        if isinstance(result, int):
+            raise RateLimited(retry_after=retry_after(keyed[-result - 1][1], now))
+        return [rate.count - used for (_, rate), used in zip(keyed, result, strict=True)]
+    # Other caches (the laptop default): look, then count.
+    for cache_key, rate in keyed:
+        if (cache.get(cache_key) or 0) >= rate.count:
+            raise RateLimited(retry_after=retry_after(rate, now))
+    return [max(rate.count - _incr(cache_key, rate), 0) for cache_key, rate in keyed]
+
+
 def peek(scope: str, key: str, rate: Rate) -> None:
     """Raise RateLimited if (scope, key) is over its rate, without counting."""
     now = time.time()

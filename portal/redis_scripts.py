@@ -33,6 +33,14 @@ def connection():
     return own
 
 
+def close_connection() -> None:
+    """Close this thread's connection, for a thread about to end."""
+    _pid, own = getattr(_local, "connection", (None, None))
+    if own is not None:
+        own.disconnect()
+        del _local.connection
+
+
 class Script:
     def __init__(self, source: str):
         self.source = source

@@ -120,13 +120,8 @@ def _spend_message_quota(device: Device) -> Quota:
     limits = (minute.count, day.count)
     key = str(device.pk)
     try:
-        # Look before counting, so a refused message spends neither allowance.
-        ratelimit.peek("msg-minute", key, minute)
-        ratelimit.peek("msg-day", key, day)
-        remaining = (
-            ratelimit.hit("msg-minute", key, minute),
-            ratelimit.hit("msg-day", key, day),
-        )
+        # A refused message spends neither allowance.
+        remaining = tuple(ratelimit.spend_all([("msg-minute", key, minute), ("msg-day", key, day)]))
     except RateLimited as exc:
         raise MessagesRateLimited(exc.retry_after, Quota(limits, (0, 0), resets)) from exc
     return Quota(limits, remaining, resets)
