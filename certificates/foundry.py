@@ -9,9 +9,11 @@ under /c/<connector-id>/foundry/certificates/… and under
 import base64
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import ApiTokenAuthentication
 from certificates import services
 from certificates.api.views import CertificateViewMixin, status_of
 from certificates.models import EC_P256
@@ -64,12 +66,29 @@ def _flatten(errors) -> str:
 class GenerateView(FoundryView):
     """A new certificate and private key; inactive unless `topics` is given."""
 
-    @extend_schema(parameters=[TOPICS], responses={200: dict})
+    @extend_schema(
+        parameters=[TOPICS],
+        responses={200: dict},
+        description="Kept for firmware written against GET: API token only, never a session.",
+    )
     def get(self, request, connector_id=None):
+        if not isinstance(request.successful_authenticator, ApiTokenAuthentication):
+            raise exceptions.MethodNotAllowed(
+                "GET",
+                detail="GET generates only with an API token; "
+                "from a browser session use POST with the CSRF token",
+            )
+        return self.generate()
+
+    @extend_schema(request=dict, responses={200: dict})
+    def post(self, request, connector_id=None):
+        return self.generate()
+
+    def generate(self) -> Response:
         issued = services.generate_certificate(
             self.get_connector(),
-            topics=request.query_params.get("topics"),
-            key_type=request.query_params.get("key_type") or EC_P256,
+            topics=self.field("topics"),
+            key_type=self.field("key_type") or EC_P256,
             **self.audit(),
         )
         certificate = issued.certificate

@@ -106,7 +106,8 @@ def _check_days(days, default: int) -> int:
 
 def _check_key_type(key_type) -> str:
     key_type = key_type or EC_P256
-    if key_type not in KEY_TYPE_NAMES:
+    # A JSON body can hold anything here, and a list cannot even be looked up.
+    if not isinstance(key_type, str) or key_type not in KEY_TYPE_NAMES:
         raise InvalidInput(f"key_type must be {EC_P256} (default) or {RSA_2048}")
     return key_type
 
