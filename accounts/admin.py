@@ -1,6 +1,13 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 
+from accounts import services
 from accounts.models import ApiToken
+
+User = get_user_model()
 
 
 @admin.register(ApiToken)
@@ -19,3 +26,66 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):
+    """Users with their role: device makers get the console and the management API.
+
+    The role is the `accounts.device_maker` permission, held directly or through a
+    group ("Device makers" holds it); the actions put users in or take them out.
+    """
+
+    list_display = [*auth_admin.UserAdmin.list_display, "device_maker"]
+    actions = ["grant_device_maker", "revoke_device_maker"]
+
+    def get_queryset(self, request):
+        # One query for the whole page, instead of two permission lookups per row.
+        permission = Permission.objects.filter(
+            content_type__app_label="accounts", codename=services.DEVICE_MAKER_CODENAME
+        )
+        maker = Q(is_active=True) & (
+            Q(is_superuser=True)
+            | Q(Exists(permission.filter(group__user=OuterRef("pk"))))
+            | Q(Exists(permission.filter(user=OuterRef("pk"))))
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(is_device_maker=ExpressionWrapper(maker, output_field=BooleanField()))
+        )
+
+    @admin.display(boolean=True, description="Device maker", ordering="is_device_maker")
+    def device_maker(self, user):
+        return user.is_device_maker
+
+    @admin.action(description="Make the selected users device makers", permissions=["change"])
+    def grant_device_maker(self, request, queryset):
+        granted = 0
+        for user in queryset:
+            if services.grant_device_maker(user):
+                granted += 1
+                self.log_change(request, user, "Granted the device maker role.")
+        self.message_user(request, f"{granted} user(s) became device makers.")
+
+    @admin.action(
+        description="Take the device maker role from the selected users", permissions=["change"]
+    )
+    def revoke_device_maker(self, request, queryset):
+        kept = []
+        for user in queryset:
+            still = services.revoke_device_maker(user)
+            self.log_change(request, user, "Took the device maker role away.")
+            if still:
+                kept.append(f"{user.get_username()} ({', '.join(still)})")
+        if kept:
+            self.message_user(
+                request,
+                "Still device makers: " + "; ".join(kept) + ". Change that on their pages.",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, "The selected users are no longer device makers.")

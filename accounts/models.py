@@ -22,6 +22,13 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        # The device maker role lives here for want of a better home: a permission needs a
+        # model, and API tokens are one of the things only device makers may hold.
+        permissions = [
+            ("device_maker", "Is a device maker: uses the console and the management API"),
+        ]
+
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
 

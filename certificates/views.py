@@ -5,13 +5,13 @@ public CA certificate and CRL.
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.permissions import maker_required
 from certificates import services
 from certificates.api.views import status_of
 from certificates.forms import AuthorityForm, IssueForm, TrustAnchorForm, VerificationForm
@@ -93,7 +93,7 @@ def _page(request, connector, **extra) -> dict:
     return context
 
 
-@login_required
+@maker_required
 @require_GET
 def connector_certificates(request, connector_id):
     """The connector's CA, what it issued, and its trust anchors."""
@@ -111,7 +111,7 @@ def _refused(request, connector, error: services.CertificateError, **forms_with_
     )
 
 
-@login_required
+@maker_required
 @require_POST
 def authority_create(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -136,7 +136,7 @@ def authority_create(request, connector_id):
     return redirect("certificates:connector", connector.pk)
 
 
-@login_required
+@maker_required
 @require_POST
 def issue(request, connector_id):
     """Issue one device certificate; a generated private key is shown on this page only."""
@@ -169,7 +169,7 @@ def issue(request, connector_id):
     return response
 
 
-@login_required
+@maker_required
 @require_POST
 def revoke(request, connector_id, fingerprint):
     connector = get_connector(request, connector_id)
@@ -191,7 +191,7 @@ def _back(request, connector) -> str:
     return reverse("certificates:connector", args=[connector.pk])
 
 
-@login_required
+@maker_required
 @require_GET
 def device_certificates(request, connector_id, device_id):
     """One device's certificates: serial, fingerprint, validity, state, with revoke buttons."""
@@ -229,7 +229,7 @@ def device_certificates(request, connector_id, device_id):
     return render(request, "certificates/device.html", context)
 
 
-@login_required
+@maker_required
 @require_POST
 def anchor_add(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -258,7 +258,7 @@ def anchor_add(request, connector_id):
     return redirect(reverse("certificates:connector", args=[connector.pk]) + f"#anchor-{anchor.pk}")
 
 
-@login_required
+@maker_required
 @require_POST
 def anchor_verify(request, connector_id, anchor_id):
     connector = get_connector(request, connector_id)
@@ -280,7 +280,7 @@ def anchor_verify(request, connector_id, anchor_id):
 ANCHOR_ACTIONS = ("enable", "disable", "delete")
 
 
-@login_required
+@maker_required
 @require_POST
 def anchor_action(request, connector_id, anchor_id, action):
     connector = get_connector(request, connector_id)

@@ -112,11 +112,6 @@ class Connector(models.Model):
             ip in ipaddress.ip_network(str(cidr), strict=False) for cidr in self.ip_allowlist
         )
 
-    def is_managed_by(self, user) -> bool:
-        if user.is_superuser or self.owner_id == user.pk:
-            return True
-        return self.managers.filter(pk=user.pk).exists()
-
 
 class Resource(models.Model):
     """An alias devices write to; only defined aliases are stored as data points."""

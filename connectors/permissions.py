@@ -1,4 +1,4 @@
-"""Who may manage which connector: its owner, its managers and superusers."""
+"""Who may manage which connector: device makers who own or manage it, and superusers."""
 
 import re
 
@@ -6,12 +6,14 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from accounts.services import is_device_maker
 from connectors.models import CONNECTOR_ID_PATTERN, Connector
 
 
 def connectors_for(user) -> QuerySet[Connector]:
     """Connectors `user` may see and manage; everyone else's stay invisible (404)."""
-    if not user.is_authenticated:
+    # Views refuse plain users before they get here; this keeps a forgotten check harmless.
+    if not is_device_maker(user):
         return Connector.objects.none()
     if user.is_superuser:
         return Connector.objects.all()

@@ -1,17 +1,18 @@
 """Portal pages for connectors: list, create, settings with the live identity tester, resources.
 
-Every page looks the connector up through `connectors_for`, so someone else's
-connector is a 404, exactly like a missing one.
+Every page is for device makers (`maker_required`: 403 for plain users) and looks
+the connector up through `connectors_for`, so another maker's connector is a 404,
+exactly like a missing one.
 """
 
 import re
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.permissions import maker_required
 from connectors import identity
 from connectors.forms import ConnectorForm, IdentityCheckForm, ResourceForm, describe_window
 from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
@@ -130,14 +131,14 @@ def connector_context(request, connector: Connector, tab: str) -> dict:
     }
 
 
-@login_required
+@maker_required
 @require_GET
 def connector_list(request):
     connectors = connectors_for(request.user).select_related("owner")
     return render(request, "connectors/list.html", {"connectors": connectors})
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def connector_create(request):
     connector = Connector(owner=request.user)
@@ -149,14 +150,14 @@ def connector_create(request):
     return render(request, "connectors/create.html", {"form": form})
 
 
-@login_required
+@maker_required
 @require_GET
 def connector_detail(request, connector_id):
     connector = get_connector(request, connector_id)
     return redirect("devices:list", connector_id=connector.pk)
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def connector_settings(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -177,7 +178,7 @@ def connector_settings(request, connector_id):
     return render(request, "connectors/settings.html", context)
 
 
-@login_required
+@maker_required
 @require_GET
 def identity_check(request, connector_id=None):
     """Does `id` match the format? The format is the saved one unless the query gives one.
@@ -213,7 +214,7 @@ def identity_check(request, connector_id=None):
     return JsonResponse({**answer, "ok": True, "identity": stored, "message": f"Matches{note}."})
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def resource_list(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -227,7 +228,7 @@ def resource_list(request, connector_id):
     return render(request, "connectors/resources.html", context)
 
 
-@login_required
+@maker_required
 @require_POST
 def resource_delete(request, connector_id, resource_id):
     connector = get_connector(request, connector_id)

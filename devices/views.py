@@ -1,12 +1,12 @@
 """Portal pages inside one connector: Devices tab, device page, CSV imports, live Logs tab.
 
 Views parse input, call one service from `devices.services` (or the import
-engine) and render; every lookup goes through `connectors_for`, so another
-admin's connector and everything in it is a 404.
+engine) and render. Every page is for device makers (`maker_required`) and every
+lookup goes through `connectors_for`, so another maker's connector and everything
+in it is a 404.
 """
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.permissions import maker_required
 from certificates import services as certificate_services
 from connectors.views import connector_context, get_connector
 from devices import charts, services
@@ -80,7 +81,7 @@ def status_view(status: str) -> dict:
 # --- Devices tab ----------------------------------------------------------------
 
 
-@login_required
+@maker_required
 @require_GET
 def device_list(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -125,7 +126,7 @@ def _with(query, **cursor) -> str:
     return query.urlencode()
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def device_add(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -196,7 +197,7 @@ def device_data(device: Device) -> tuple[list, list]:
     return number_charts, other_values
 
 
-@login_required
+@maker_required
 @require_GET
 def device_detail(request, connector_id, device_id):
     connector = get_connector(request, connector_id)
@@ -228,7 +229,7 @@ def reset_label(device: Device) -> str:
     return "Reset credentials"
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def device_action(request, connector_id, device_id, action):
     """Confirm (GET) and then perform (POST) a reset or a revocation."""
@@ -262,7 +263,7 @@ def device_action(request, connector_id, device_id, action):
 # --- Add many devices (CSV) -----------------------------------------------------
 
 
-@login_required
+@maker_required
 @require_http_methods(["GET", "POST"])
 def import_new(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -316,7 +317,7 @@ def get_import(connector, import_id) -> WhitelistImport:
     return get_object_or_404(WhitelistImport, connector=connector, pk=import_id)
 
 
-@login_required
+@maker_required
 @require_GET
 def import_detail(request, connector_id, import_id):
     connector = get_connector(request, connector_id)
@@ -335,7 +336,7 @@ def import_detail(request, connector_id, import_id):
     return render(request, "devices/import_detail.html", context)
 
 
-@login_required
+@maker_required
 @require_GET
 def import_progress(request, connector_id, import_id):
     connector = get_connector(request, connector_id)
@@ -367,7 +368,7 @@ def event_row(event: Event) -> dict:
     }
 
 
-@login_required
+@maker_required
 @require_GET
 def logs(request, connector_id):
     connector = get_connector(request, connector_id)
@@ -405,7 +406,7 @@ def logs(request, connector_id):
     return render(request, "devices/logs.html", context)
 
 
-@login_required
+@maker_required
 @require_GET
 def log_feed(request, connector_id):
     """Events newer than `after`, oldest first, for the live Logs tab to prepend."""

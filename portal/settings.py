@@ -201,7 +201,8 @@ REST_FRAMEWORK = {
         "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The management API is for device makers only (§1); the base views name it too.
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsDeviceMaker"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Newest first by primary key, with forged cursors refused (DRF's default orders by a
     # "created" column no model here has).

@@ -1,11 +1,15 @@
-"""The portal's home page: the admin's connectors and what happened in them lately."""
+"""The portal's home page: a device maker's connectors and what happened in them lately.
+
+Everyone else lands on their own devices, the only part of the portal that is theirs.
+"""
 
 from heapq import nlargest
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts.services import is_device_maker
 from connectors.permissions import connectors_for
 from devices.models import Event
 from devices.views import event_row
@@ -17,6 +21,8 @@ RECENT_EVENTS = 10
 @login_required
 @require_GET
 def home(request):
+    if not is_device_maker(request.user):
+        return redirect("registrations:my-devices")
     connectors = list(connectors_for(request.user)[: SHOWN_CONNECTORS + 1])
     shown = connectors[:SHOWN_CONNECTORS]
     # One indexed (connector, -id) lookup per connector, merged here, stays fast

@@ -7,6 +7,7 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from accounts.services import grant_device_maker
 from connectors.models import Connector, Resource
 from devices import services
 
@@ -29,14 +30,32 @@ def _fresh_cache():
     cache.clear()
 
 
+def device_maker(user):
+    """`user`, granted the device maker role as an admin would."""
+    grant_device_maker(user)
+    return user
+
+
 @pytest.fixture
 def owner(django_user_model):
-    return django_user_model.objects.create_user("owner", "owner@example.com", "owner-pass-123")
+    """A device maker who owns the connectors the fixtures make."""
+    return device_maker(
+        django_user_model.objects.create_user("owner", "owner@example.com", "owner-pass-123")
+    )
 
 
 @pytest.fixture
 def other_user(django_user_model):
-    return django_user_model.objects.create_user("other", "other@example.com", "other-pass-123")
+    """Another device maker, who owns and manages nothing here (sees 404s)."""
+    return device_maker(
+        django_user_model.objects.create_user("other", "other@example.com", "other-pass-123")
+    )
+
+
+@pytest.fixture
+def end_user(django_user_model):
+    """A plain user, not a device maker: pairing and their own devices, nothing else."""
+    return django_user_model.objects.create_user("enduser", "enduser@example.com", "end-pass-123")
 
 
 @pytest.fixture
@@ -123,6 +142,20 @@ def api_client(owner):
 def other_client(other_user):
     """The management API as a user who owns and manages nothing here."""
     return bearer_client(other_user)
+
+
+@pytest.fixture
+def end_user_client(end_user):
+    """The management API as a plain user, with a token issued before the role existed."""
+    return bearer_client(end_user)
+
+
+@pytest.fixture
+def end_user_browser(end_user):
+    """The portal in a browser signed in as a plain user."""
+    browser = Client()
+    browser.force_login(end_user)
+    return browser
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from accounts.services import grant_device_maker
 from certificates import devproxy
 from certificates import services as certificate_services
 from certificates.models import TrustAnchor
@@ -83,8 +84,10 @@ def device_certificate(device_ca):
 
 @pytest.fixture
 def vendor(django_user_model):
-    """The admin who owns the secure connector (no password: nobody signs in as them)."""
-    return django_user_model.objects.create_user("vendor", "vendor@example.com")
+    """The device maker who owns the secure connector (no password: nobody signs in as them)."""
+    vendor = django_user_model.objects.create_user("vendor", "vendor@example.com")
+    grant_device_maker(vendor)
+    return vendor
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from accounts.api.serializers import ApiTokenSerializer, IssuedApiTokenSerializer
 from accounts.models import ApiToken
-from connectors.api.pagination import IdCursorPagination
+from accounts.permissions import IsDeviceMaker
 
 
 class ApiTokenViewSet(
@@ -15,10 +15,13 @@ class ApiTokenViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """List, issue and delete the caller's API tokens; other users' tokens are 404."""
+    """List, issue and delete the caller's API tokens; other users' tokens are 404.
+
+    Device makers only: a token is a way into the management API, which is theirs.
+    """
 
     serializer_class = ApiTokenSerializer
-    pagination_class = IdCursorPagination
+    permission_classes = [IsDeviceMaker]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 
+from accounts.permissions import IsDeviceMaker
 from connectors.api.pagination import AliasPagination, NamePagination
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
 from connectors.models import Connector, Resource
@@ -26,6 +27,8 @@ class Conflict(exceptions.APIException):
 
 class ConnectorScopedMixin:
     """For views under /connectors/<connector_id>/: the connector, or 404 if not visible."""
+
+    permission_classes = [IsDeviceMaker]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -65,6 +68,7 @@ class ConnectorViewSet(
     """Connectors the caller owns or manages; others' are 404."""
 
     serializer_class = ConnectorSerializer
+    permission_classes = [IsDeviceMaker]
     http_method_names = METHODS
     pagination_class = NamePagination
     lookup_url_kwarg = "connector_id"

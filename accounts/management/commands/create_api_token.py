@@ -2,10 +2,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ApiToken
+from accounts.services import is_device_maker
 
 
 class Command(BaseCommand):
-    help = "Issue a management API token for a user and print it (it is stored only hashed)."
+    help = "Issue a management API token for a device maker and print it (stored only hashed)."
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -19,6 +20,12 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r}.") from exc
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive; its tokens would not work.")
+        if not is_device_maker(user):
+            # The management API refuses anyone else, so such a token would be a dead key.
+            raise CommandError(
+                f"User {username!r} is not a device maker; "
+                f"grant the role first: manage.py grant_device_maker {username}"
+            )
         if len(name) > ApiToken._meta.get_field("name").max_length:
             raise CommandError("The name is longer than 100 characters.")
         _, token = ApiToken.issue(user, name)
