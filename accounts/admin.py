@@ -78,7 +78,8 @@ class UserAdmin(auth_admin.UserAdmin):
         kept = []
         for user in queryset:
             still = services.revoke_device_maker(user)
-            self.log_change(request, user, "Took the device maker role away.")
+            if user.is_device_maker:
+                self.log_change(request, user, "Took the device maker role away.")
             if still:
                 kept.append(f"{user.get_username()} ({', '.join(still)})")
         if kept:

@@ -17,7 +17,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from accounts.permissions import REFUSAL
+from accounts.permissions import REFUSAL, IsDeviceMaker
 from certificates import services as certificates
 from connectors.models import Connector, new_connector_id
 from devices.models import Device, WhitelistImport
@@ -52,8 +52,8 @@ def walk(patterns, prefix="", namespace=""):
             yield prefix + str(entry.pattern), namespace, entry
 
 
-def management_api(urlconf=None) -> list[tuple[str, list[str]]]:
-    """Every DRF view (the management API, Foundry included) with the methods it serves."""
+def management_api(urlconf=None) -> list[tuple[str, list[str], type]]:
+    """Every DRF view (the management API, Foundry included): route, methods, view class."""
     routes = []
     for route, _, entry in walk(get_resolver(urlconf).url_patterns):
         view_class = getattr(entry.callback, "cls", None)
@@ -71,7 +71,7 @@ def management_api(urlconf=None) -> list[tuple[str, list[str]]]:
                 for method in ("get", "post", "put", "patch", "delete")
                 if hasattr(view_class, method) and method in view_class.http_method_names
             ]
-        routes.append((route, methods))
+        routes.append((route, methods, view_class))
     return routes
 
 
@@ -142,13 +142,13 @@ def session_api(user) -> Client:
 
 
 def test_the_walks_find_the_management_api_and_the_console():
-    api = dict(management_api())
+    api = {route: methods for route, methods, _ in management_api()}
     assert "api/v1/connectors/" in api
     assert "api/v1/tokens/" in api
     assert "c/<str:connector_id>/foundry/certificates/generate" in api
     assert "api/v1/connectors/<str:connector_id>/ca/" in api
     assert len(api) >= 25
-    assert dict(management_api(DEVICE_HOST_URLCONF)).keys() >= {
+    assert {route for route, _, _ in management_api(DEVICE_HOST_URLCONF)} >= {
         "foundry/certificates/generate",
         "foundry/certificates/provision",
         "foundry/certificates/revoke",
@@ -157,6 +157,18 @@ def test_the_walks_find_the_management_api_and_the_console():
     assert {"connectors/", "connectors/new/"} <= set(pages)
     assert "connectors/<str:connector_id>/certificates/ca/create" in pages
     assert len(pages) >= 25
+
+
+def test_every_management_api_view_names_the_maker_permission_itself():
+    """Beyond the settings default, so changing the default opens nothing."""
+    for urlconf in (None, DEVICE_HOST_URLCONF):
+        for route, _, view_class in management_api(urlconf):
+            declared = [
+                vars(klass)["permission_classes"]
+                for klass in view_class.__mro__
+                if klass is not APIView and "permission_classes" in vars(klass)
+            ]
+            assert declared and IsDeviceMaker in declared[0], route
 
 
 def refused(response) -> bool:
@@ -170,7 +182,7 @@ def test_plain_users_are_refused_by_every_management_api_route_and_change_nothin
     client = end_user_client if caller == "token" else session_api(end_user)
     missing = {**estate["values"], "connector_id": new_connector_id()}
     before = snapshot()
-    for route, methods in management_api():
+    for route, methods, _ in management_api():
         for values in (estate["values"], missing):
             path = fill(route, values)
             for method in methods:
@@ -188,7 +200,7 @@ def test_plain_users_are_refused_by_foundry_on_the_device_host(estate, end_user)
     before = snapshot()
     routes = management_api(DEVICE_HOST_URLCONF)
     assert routes
-    for route, methods in routes:
+    for route, methods, _ in routes:
         for method in methods:
             response = getattr(client, method)(
                 fill(route, estate["values"]),
@@ -201,7 +213,7 @@ def test_plain_users_are_refused_by_foundry_on_the_device_host(estate, end_user)
 
 def test_anonymous_callers_of_the_management_api_must_authenticate(estate):
     client = Client()
-    for route, methods in management_api():
+    for route, methods, _ in management_api():
         for method in methods:
             response = getattr(client, method)(fill(route, estate["values"]))
             assert response.status_code == 401, (method, route, response.status_code)
@@ -212,7 +224,7 @@ def test_makers_pass_the_role_check_on_every_management_api_route(estate, api_cl
     input and the connector lookup (a connector that does not exist is a 404)."""
     missing = {**estate["values"], "connector_id": new_connector_id(), "pk": 10**9}
     session = session_api(owner)
-    for route, methods in management_api():
+    for route, methods, _ in management_api():
         for method in methods:
             if method == "get":
                 response = api_client.get(fill(route, estate["values"]))

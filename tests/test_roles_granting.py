@@ -120,6 +120,7 @@ def test_the_admin_user_list_shows_the_role_and_its_actions_grant_and_revoke(
     )
     assert not is_device_maker(fresh(end_user))
     assert not is_device_maker(fresh(owner))
+    assert LogEntry.objects.filter(object_id=str(owner.pk), user=admin_user).exists()
 
 
 def test_an_admin_grants_the_role_on_the_user_page(admin_client, end_user):
