@@ -17,7 +17,7 @@ PORT ?= 8000
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format check migrations-check constraints
+.PHONY: help venv setup run test lint format check migrations-check constraints
 
 help:
 	@echo "make run               migrate, collect static files, create the first admin, then run"
@@ -29,6 +29,7 @@ help:
 	@echo "make migrations-check  fail if a model change lacks its migration"
 	@echo "make constraints       rewrite constraints.txt from the venv after changing pyproject.toml"
 	@echo "make venv              create .venv and install Gatehouse with its dev tools"
+	@echo "make setup             generate the laptop keys into var/ (make run does it first)"
 
 venv: $(STAMP)
 
@@ -40,7 +41,11 @@ $(STAMP): pyproject.toml constraints.txt
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[dev]' -c constraints.txt
 	@touch $@
 
-run: venv
+# The keys and folders of var/, made once; importing the settings only reads them.
+setup: venv
+	$(BIN)/python -m portal.setup_local
+
+run: setup
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) ensure_admin
@@ -58,10 +63,10 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-check: venv
+check: setup
 	$(MANAGE) check
 
-migrations-check: venv
+migrations-check: setup
 	$(MANAGE) makemigrations --check --dry-run
 
 constraints: venv

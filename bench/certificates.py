@@ -16,6 +16,7 @@ asked for a key without a CSR.
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -45,6 +46,8 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="gatehouse-bench-certs-")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
     os.environ.setdefault("GATEHOUSE_VAR_DIR", scratch)
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("CA_KEY_ENCRYPTION_KEY", secrets.token_urlsafe(32))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 

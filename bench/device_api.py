@@ -125,6 +125,7 @@ def bench_environment(args) -> dict[str, str]:
         "DEBUG": "0",
         # Fresh per run, so nothing of the bench outlives it.
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "CA_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "RATE_LIMIT_WRITE": UNLIMITED,
         "RATE_LIMIT_ACTIVATE": UNLIMITED,
         "RATE_LIMIT_ACTIVATE_IP": UNLIMITED,

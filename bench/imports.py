@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -66,6 +67,9 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DATABASE_URL": f"{args.postgres.rstrip('/')}/{DATABASE_NAME}",
         "MEDIA_ROOT": str(work / "media"),
+        # Fresh per run, so the bench needs no generated var/ keys.
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CA_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
     }

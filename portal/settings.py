@@ -6,50 +6,22 @@ DATABASE_URL, REDIS_URL and CELERY_BROKER_URL to grow into production.
 """
 
 import os
-import secrets
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from portal import setup_local
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.FileAwareEnv()
-if (BASE_DIR / ".env").exists():
-    environ.FileAwareEnv.read_env(BASE_DIR / ".env")
-
-VAR_DIR = Path(env.str("GATEHOUSE_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in var/."""
-    configured = env.str("SECRET_KEY", default="")
-    if configured:
-        return configured
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-
-
-def _ca_key_encryption_key() -> str:
-    """Key that encrypts connector CA private keys at rest; like SECRET_KEY, made once in var/."""
-    configured = env.str("CA_KEY_ENCRYPTION_KEY", default="")
-    if configured:
-        return configured
-    key_file = VAR_DIR / "ca_key_encryption_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(32))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-CA_KEY_ENCRYPTION_KEY = _ca_key_encryption_key()
+# Importing the settings only reads: the keys and folders of the laptop setup are
+# made by `python -m portal.setup_local` (make run and the test suite run it first).
+env = setup_local.read_env()
+VAR_DIR = setup_local.var_dir(env)
+# Django's signing key; in production set it (SECRET_KEY_FILE), identical on every host.
+SECRET_KEY = setup_local.read_key(env, VAR_DIR, "SECRET_KEY")
+# Seals connector CA private keys at rest; set it in production and back it up.
+CA_KEY_ENCRYPTION_KEY = setup_local.read_key(env, VAR_DIR, "CA_KEY_ENCRYPTION_KEY")
 DEBUG = env.bool("DEBUG", default=False)
 
 # Devices reach their connector at <connector-id>.<DEVICE_DOMAIN>.
@@ -176,8 +148,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
-# WhiteNoise warns about a missing STATIC_ROOT; before the first collectstatic it is just empty.
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # CSV whitelist imports (§4). Uploads and error reports live under MEDIA_ROOT,
 # which web and worker processes must share. A million rows with tags and no
@@ -281,9 +251,8 @@ else:
 # under var/ so a laptop runs the real worker and scheduler with no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
+    # The folders are made by portal.setup_local (make run) or by whoever points here.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

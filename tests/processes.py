@@ -54,8 +54,11 @@ class Processes:
         self.env = {
             **os.environ,
             "DATABASE_URL": url_of_test_database(),
-            # Their own var/: filesystem broker folders, beat schedule, cache and key.
+            # Their own var/: filesystem broker folders, beat schedule and cache.
             "GATEHOUSE_VAR_DIR": str(self.var),
+            # The test process's keys: what it signs or seals, they can read.
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CA_KEY_ENCRYPTION_KEY": settings.CA_KEY_ENCRYPTION_KEY,
             # Uploaded files (CSV imports) are shared with the test process.
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "CELERY_BROKER_URL": "filesystem://",
@@ -64,6 +67,9 @@ class Processes:
             **environment,
         }
         self.running: list[tuple[str, subprocess.Popen, object]] = []
+        # What portal.setup_local makes in a laptop's var/ (kombu makes only "control").
+        for folder in ("static", "broker/queue", "broker/processed"):
+            (self.var / folder).mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "w")  # closed in stop()

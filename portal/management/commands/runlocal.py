@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from certificates import devproxy
+from portal import setup_local
 
 STOP_GRACE_SECONDS = 15
 
@@ -108,6 +109,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.output_lock = threading.Lock()
+        # make run prepared them; a runner started by hand on a fresh var/ needs them too.
+        setup_local.create_folders()
         children = self.children(options)
         stop = threading.Event()
         interrupts = []
