@@ -4,10 +4,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 
-from accounts import services
+from accounts import services, tokens
 from accounts.models import ApiToken
+from devices.services.events import Actor
+from portal.net import client_ip
 
 User = get_user_model()
+
+
+def _audit(request) -> dict:
+    return {"actor": Actor.of(request, "admin"), "ip": client_ip(request)}
 
 
 @admin.register(ApiToken)
@@ -26,6 +32,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def save_model(self, request, obj, form, change):
+        old_name = ApiToken.objects.values_list("name", flat=True).get(pk=obj.pk)
+        super().save_model(request, obj, form, change)
+        tokens.rename_api_token(obj, old_name, **_audit(request))
+
+    def delete_model(self, request, obj):
+        tokens.delete_api_token(obj, **_audit(request))
+
+    def delete_queryset(self, request, queryset):
+        for row in queryset.select_related("user"):
+            tokens.delete_api_token(row, **_audit(request))
 
 
 admin.site.unregister(User)

@@ -33,6 +33,7 @@ from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices.models import Credential, Device, Event
 from devices.services import record_event
+from devices.services.events import Actor
 
 CA_DAYS = 3650
 DEVICE_CERTIFICATE_DAYS = 3650
@@ -123,7 +124,7 @@ def create_authority(
     key_type: str = EC_P256,
     subject: str = "",
     days=None,
-    actor: str = "",
+    actor: Actor | None = None,
     ip=None,
 ) -> CertificateAuthority:
     """Make the connector's root CA (seed 001's "vendor root CA"); one per connector."""
@@ -162,6 +163,7 @@ def create_authority(
                 f"certificate authority created ({KEY_TYPE_NAMES[key_type]}, "
                 f"{cert.subject.rfc4514_string()}){_by(actor)}",
                 ip,
+                actor=actor,
             )
     except IntegrityError as exc:
         raise Conflict("this connector already has a certificate authority") from exc
@@ -189,7 +191,7 @@ def authority_private_key(authority: CertificateAuthority):
         raise KeyUnavailable(str(exc)) from exc
 
 
-def _by(actor: str) -> str:
+def _by(actor: Actor | None) -> str:
     return f" by {actor}" if actor else ""
 
 
@@ -233,7 +235,7 @@ def issue_certificate(
     days=None,
     state: str = IssuedCertificate.ACTIVE,
     topics: list | None = None,
-    actor: str = "",
+    actor: Actor | None = None,
     ip=None,
 ) -> Issued:
     """Issue a device certificate by serial number and name (the CN).
@@ -303,6 +305,7 @@ def issue_certificate(
                 Event.CERTIFICATE,
                 f"issued certificate serial {issued.serial} for CN={common_name} {how}{_by(actor)}",
                 ip,
+                actor=actor,
             )
     except IntegrityError as exc:
         raise Conflict(f"serial {crypto.serial_hex(cert)} was already issued by this CA") from exc
@@ -313,7 +316,7 @@ def issue_certificate(
 
 
 def revoke_certificate(
-    connector: Connector, fingerprint: str, *, actor: str = "", ip=None
+    connector: Connector, fingerprint: str, *, actor: Actor | None = None, ip=None
 ) -> list[str]:
     """Revoke a certificate known to the connector, by its SHA-256 fingerprint, for good.
 
@@ -358,7 +361,7 @@ def revoke_certificate(
             _write_crl(issued.authority, now)
         label = f"certificate serial {serial} ({fingerprint[:16]}…) revoked{_by(actor)}"
         for identity in identities or [""]:
-            record_event(connector.pk, identity, Event.CERTIFICATE, label, ip)
+            record_event(connector.pk, identity, Event.CERTIFICATE, label, ip, actor=actor)
     return identities
 
 
@@ -418,7 +421,7 @@ def current_crl(authority: CertificateAuthority) -> bytes:
 
 
 def add_trust_anchor(
-    connector: Connector, pem: str, *, name: str = "", actor: str = "", ip=None
+    connector: Connector, pem: str, *, name: str = "", actor: Actor | None = None, ip=None
 ) -> TrustAnchor:
     """Upload a vendor CA certificate (seed 003); trusted only after `verify_trust_anchor`."""
     try:
@@ -468,6 +471,7 @@ def add_trust_anchor(
                 f"trust anchor {anchor.subject} ({fingerprint[:16]}…) uploaded, "
                 f"awaiting proof of possession{_by(actor)}",
                 ip,
+                actor=actor,
             )
     except IntegrityError as exc:
         raise Conflict("this CA certificate is already a trust anchor of the connector") from exc
@@ -475,7 +479,7 @@ def add_trust_anchor(
 
 
 def verify_trust_anchor(
-    anchor: TrustAnchor, verification_pem: str, *, actor: str = "", ip=None
+    anchor: TrustAnchor, verification_pem: str, *, actor: Actor | None = None, ip=None
 ) -> TrustAnchor:
     """Trust the anchor once a certificate with CN = its code, signed by its key, is shown."""
     if anchor.verified_at is not None:
@@ -491,6 +495,7 @@ def verify_trust_anchor(
             Event.CERTIFICATE,
             f"trust anchor {anchor.subject} verification failed: {reason}{_by(actor)}",
             ip,
+            actor=actor,
         )
         raise InvalidInput(f"verification failed: {reason}")
     now = timezone.now()
@@ -502,6 +507,7 @@ def verify_trust_anchor(
             Event.CERTIFICATE,
             f"trust anchor {anchor.subject} verified and trusted{_by(actor)}",
             ip,
+            actor=actor,
         )
     anchor.verified_at = now
     return anchor
@@ -525,7 +531,7 @@ def _verification_problem(anchor: TrustAnchor, verification_pem: str) -> str:
 
 
 def set_trust_anchor_enabled(
-    anchor: TrustAnchor, enabled: bool, *, actor: str = "", ip=None
+    anchor: TrustAnchor, enabled: bool, *, actor: Actor | None = None, ip=None
 ) -> TrustAnchor:
     with transaction.atomic():
         TrustAnchor.objects.filter(pk=anchor.pk).update(enabled=enabled)
@@ -536,12 +542,13 @@ def set_trust_anchor_enabled(
             Event.CERTIFICATE,
             f"trust anchor {anchor.subject} {state}{_by(actor)}",
             ip,
+            actor=actor,
         )
     anchor.enabled = enabled
     return anchor
 
 
-def delete_trust_anchor(anchor: TrustAnchor, *, actor: str = "", ip=None) -> None:
+def delete_trust_anchor(anchor: TrustAnchor, *, actor: Actor | None = None, ip=None) -> None:
     with transaction.atomic():
         record_event(
             anchor.connector_id,
@@ -549,6 +556,7 @@ def delete_trust_anchor(anchor: TrustAnchor, *, actor: str = "", ip=None) -> Non
             Event.CERTIFICATE,
             f"trust anchor {anchor.subject} ({anchor.fingerprint[:16]}…) deleted{_by(actor)}",
             ip,
+            actor=actor,
         )
         anchor.delete()
 
@@ -704,7 +712,12 @@ def certificate_arn(issued: IssuedCertificate) -> str:
 
 
 def generate_certificate(
-    connector: Connector, *, topics=None, key_type: str = EC_P256, actor: str = "", ip=None
+    connector: Connector,
+    *,
+    topics=None,
+    key_type: str = EC_P256,
+    actor: Actor | None = None,
+    ip=None,
 ) -> Issued:
     """A new certificate and key for an owner app; inactive unless `topics` is given."""
     authority = require_authority(connector)
@@ -755,7 +768,7 @@ def provision_certificate(
     device_id,
     topics=None,
     arn=None,
-    actor: str = "",
+    actor: Actor | None = None,
     ip=None,
 ) -> IssuedCertificate:
     """Attach the topic list, activate the certificate and bind it to the device.
@@ -807,6 +820,7 @@ def provision_certificate(
                 Event.PROVISION,
                 f"certificate serial {issued.serial} bound{_by(actor)}",
                 ip,
+                actor=actor,
             )
         record_event(
             connector.pk,
@@ -815,13 +829,14 @@ def provision_certificate(
             f"certificate serial {issued.serial} activated with {len(cleaned)} topic"
             f"{'' if len(cleaned) == 1 else 's'}{_by(actor)}",
             ip,
+            actor=actor,
         )
     issued.refresh_from_db()
     return issued
 
 
 def revoke_device_certificate(
-    connector: Connector, *, cert_id, device_id, actor: str = "", ip=None
+    connector: Connector, *, cert_id, device_id, actor: Actor | None = None, ip=None
 ) -> IssuedCertificate | None:
     """Revoke and unbind a device's certificate (§3.4 revoke)."""
     if not isinstance(cert_id, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", cert_id):

@@ -24,6 +24,7 @@ from certificates.models import (
 from connectors.models import Connector
 from connectors.views import connector_context, get_connector
 from devices.models import Device
+from devices.services.events import Actor
 from portal.net import client_ip
 
 ISSUED_ON_PAGE = 50
@@ -60,7 +61,7 @@ def crl(request, connector_id, as_pem=False):
 
 
 def _audit(request) -> dict:
-    return {"actor": request.user.get_username(), "ip": client_ip(request)}
+    return {"actor": Actor.of(request, "portal"), "ip": client_ip(request)}
 
 
 def _page(request, connector, **extra) -> dict:

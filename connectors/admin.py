@@ -1,8 +1,21 @@
+"""Admin views of connectors and resources.
+
+Every save and delete here leaves a line in the connector's log naming the
+admin, as the portal and the API do (connectors.services).
+"""
+
 from django import forms
 from django.contrib import admin
 
+from connectors import services
 from connectors.identity import InvalidIdentity
 from connectors.models import Connector, Resource
+from devices.services.events import Actor
+from portal.net import client_ip
+
+
+def _audit(request) -> dict:
+    return {"actor": Actor.of(request, "admin"), "ip": client_ip(request)}
 
 
 class ConnectorForm(forms.ModelForm):
@@ -55,6 +68,8 @@ class ConnectorAdmin(admin.ModelAdmin):
     filter_horizontal = ["managers"]
     readonly_fields = ["id", "device_host", "created_at"]
     inlines = [ResourceInline]
+    # Deleting goes through connectors.services, one connector at a time, so each
+    # leaves its `delete` line in the log.
     fieldsets = [
         (None, {"fields": ["id", "name", "owner", "managers", "device_host", "created_at"]}),
         (
@@ -81,6 +96,43 @@ class ConnectorAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def save_model(self, request, obj, form, change):
+        # Settings as they were, compared in save_related once managers are saved too.
+        form.settings_before = (
+            services.settings_of(Connector.objects.get(pk=obj.pk)) if change else None
+        )
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        connector, before = form.instance, form.settings_before
+        if before is None:
+            # Logged first, so the aliases defined with it follow in the log.
+            services.log_connector_created(connector, **_audit(request))
+        super().save_related(request, form, formsets, change)
+        if before is not None:
+            services.log_connector_changed(connector, before, **_audit(request))
+
+    def save_formset(self, request, form, formset, change):
+        # The resources inline: the same lines as defining or removing an alias elsewhere.
+        before = {
+            resource.pk: (resource.alias, resource.format)
+            for resource in Resource.objects.filter(connector=form.instance)
+        }
+        super().save_formset(request, form, formset, change)
+        for resource in formset.new_objects:
+            services.log_resource_defined(resource, **_audit(request))
+        for resource, _ in formset.changed_objects:
+            services.log_resource_changed(resource, before[resource.pk], **_audit(request))
+        for resource in formset.deleted_objects:
+            services.log_resource_removed(resource, **_audit(request))
+
+    def delete_model(self, request, obj):
+        services.delete_connector(obj, **_audit(request))
+
+    def delete_queryset(self, request, queryset):
+        for connector in queryset:
+            services.delete_connector(connector, **_audit(request))
+
 
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
@@ -89,3 +141,22 @@ class ResourceAdmin(admin.ModelAdmin):
     search_fields = ["alias", "connector__name", "connector__id"]
     list_select_related = ["connector"]
     raw_id_fields = ["connector"]
+
+    def save_model(self, request, obj, form, change):
+        before = Resource.objects.get(pk=obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+        if before is None:
+            services.log_resource_defined(obj, **_audit(request))
+        elif before.connector_id != obj.connector_id:
+            # Moved to another connector: removed from one log, defined in the other.
+            services.log_resource_removed(before, **_audit(request))
+            services.log_resource_defined(obj, **_audit(request))
+        else:
+            services.log_resource_changed(obj, (before.alias, before.format), **_audit(request))
+
+    def delete_model(self, request, obj):
+        services.delete_resource(obj, **_audit(request))
+
+    def delete_queryset(self, request, queryset):
+        for resource in queryset:
+            services.delete_resource(resource, **_audit(request))

@@ -12,6 +12,7 @@ urlpatterns = [
     path("identity-check", views.identity_check, name="identity-check-unsaved"),
     path("<str:connector_id>/", views.connector_detail, name="detail"),
     path("<str:connector_id>/settings/", views.connector_settings, name="settings"),
+    path("<str:connector_id>/delete/", views.connector_delete, name="delete"),
     path("<str:connector_id>/identity-check", views.identity_check, name="identity-check"),
     path("<str:connector_id>/resources/", views.resource_list, name="resources"),
     path(

@@ -8,15 +8,18 @@ exactly like a missing one.
 import re
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import maker_required
-from connectors import identity
+from connectors import identity, services
 from connectors.forms import ConnectorForm, IdentityCheckForm, ResourceForm, describe_window
 from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
+from devices.services.events import Actor
+from portal.net import client_ip
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 EXAMPLE_BODIES = {
@@ -30,6 +33,11 @@ EXAMPLE_MACS = {
     identity.MAC_PLAIN: "001422012345",
 }
 EXAMPLE_UUID = "651b3b4d-5bf3-446d-9fd0-bacdc7bfbfff"
+
+
+def audit(request) -> dict:
+    """Who and from where, for the log line an admin's action leaves."""
+    return {"actor": Actor.of(request, "portal"), "ip": client_ip(request)}
 
 
 def get_connector(request, connector_id: str) -> Connector:
@@ -144,7 +152,9 @@ def connector_create(request):
     connector = Connector(owner=request.user)
     form = ConnectorForm(request.POST or None, instance=connector)
     if request.method == "POST" and form.is_valid():
-        connector = form.save()
+        with transaction.atomic():
+            connector = form.save()
+            services.log_connector_created(connector, **audit(request))
         messages.success(request, f"Connector “{connector.name}” created.")
         return redirect("connectors:settings", connector_id=connector.pk)
     return render(request, "connectors/create.html", {"form": form})
@@ -161,10 +171,13 @@ def connector_detail(request, connector_id):
 @require_http_methods(["GET", "POST"])
 def connector_settings(request, connector_id):
     connector = get_connector(request, connector_id)
+    before = services.settings_of(connector)
     form = ConnectorForm(request.POST or None, instance=connector)
     if request.method == "POST":
         if form.is_valid():
-            form.save()
+            with transaction.atomic():
+                form.save()
+                services.log_connector_changed(connector, before, **audit(request))
             messages.success(request, "Settings saved.")
             return redirect("connectors:settings", connector_id=connector.pk)
         # The header and examples keep showing what is saved, not the rejected input.
@@ -176,6 +189,20 @@ def connector_settings(request, connector_id):
         example_identity=example_identity(connector.identity_format),
     )
     return render(request, "connectors/settings.html", context)
+
+
+@maker_required
+@require_http_methods(["GET", "POST"])
+def connector_delete(request, connector_id):
+    """Confirm (GET) and then delete (POST) a connector; its log stays for the audit."""
+    connector = get_connector(request, connector_id)
+    if request.method == "POST":
+        services.delete_connector(connector, **audit(request))
+        messages.success(request, f"Connector “{connector.name}” deleted.")
+        return redirect("connectors:list")
+    context = connector_context(request, connector, "settings")
+    context["device_count"] = connector.devices.count()
+    return render(request, "connectors/delete.html", context)
 
 
 @maker_required
@@ -220,7 +247,9 @@ def resource_list(request, connector_id):
     connector = get_connector(request, connector_id)
     form = ResourceForm(request.POST or None, connector=connector)
     if request.method == "POST" and form.is_valid():
-        resource = form.save()
+        with transaction.atomic():
+            resource = form.save()
+            services.log_resource_defined(resource, **audit(request))
         messages.success(request, f"Alias “{resource.alias}” defined.")
         return redirect("connectors:resources", connector_id=connector.pk)
     context = connector_context(request, connector, "resources")
@@ -233,6 +262,6 @@ def resource_list(request, connector_id):
 def resource_delete(request, connector_id, resource_id):
     connector = get_connector(request, connector_id)
     resource = get_object_or_404(Resource, connector=connector, pk=resource_id)
-    resource.delete()
+    services.delete_resource(resource, **audit(request))
     messages.success(request, f"Alias “{resource.alias}” removed; its stored data points stay.")
     return redirect("connectors:resources", connector_id=connector.pk)

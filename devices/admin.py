@@ -2,18 +2,45 @@
 
 Devices are whitelisted through the portal, the API or a CSV import, and
 change status only through `devices.services`, so every transition is logged.
-Hashes, certificates and events are shown, never edited.
+Hashes, certificates and events are shown, never edited; events are never
+deleted here either (only retention removes them).
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import OuterRef, Subquery
 
+from connectors.models import Connector
 from devices import services
 from devices.models import Credential, DataPoint, Device, Event, IngestMark, WhitelistImport
+from portal.net import client_ip
 
 
-def _actor(request) -> str:
-    return f"{request.user.get_username()} via admin"
+def _actor(request) -> services.Actor:
+    return services.Actor.of(request, "admin")
+
+
+def _shown(value) -> str:
+    return repr(str(value)) if isinstance(value, models.Model) else repr(value)
+
+
+class NoDirectDeleteMixin:
+    """Rows that go only with their parent (device, connector, CA), never one by one here.
+
+    Deleting one alone would change what authenticates a device without a line in
+    the log. Delete permission itself stays, so deleting the parent in the admin
+    (which cascades to these rows) is not refused.
+    """
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -92,16 +119,34 @@ class DeviceAdmin(admin.ModelAdmin):
             services.revoke_device(device, actor=_actor(request))
         messages.success(request, f"Revoked {len(devices)} device(s).")
 
+    def save_model(self, request, obj, form, change):
+        before = Device.objects.get(pk=obj.pk)
+        super().save_model(request, obj, form, change)
+        changes = "; ".join(
+            f"{name} {_shown(getattr(before, name))} → {_shown(getattr(obj, name))}"
+            for name in form.changed_data
+            if getattr(before, name) != getattr(obj, name)
+        )
+        if changes:
+            services.record_event(
+                obj.connector_id,
+                obj.identity,
+                Event.CHANGE,
+                f"changed by {_actor(request)}: {changes}",
+                client_ip(request),
+                actor=_actor(request),
+            )
+
     def delete_model(self, request, obj):
-        services.delete_device(obj, actor=_actor(request))
+        services.delete_device(obj, actor=_actor(request), ip=client_ip(request))
 
     def delete_queryset(self, request, queryset):
         for device in queryset:
-            services.delete_device(device, actor=_actor(request))
+            services.delete_device(device, actor=_actor(request), ip=client_ip(request))
 
 
 @admin.register(Credential)
-class CredentialAdmin(ReadOnlyAdmin):
+class CredentialAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
     list_display = ["device", "kind", "state", "fingerprint", "created_at", "revoked_at"]
     list_filter = ["kind", "state"]
     search_fields = ["device__identity", "fingerprint", "serial"]
@@ -109,13 +154,71 @@ class CredentialAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class ConnectorGoneFilter(admin.SimpleListFilter):
+    """Events of connectors that were deleted: their only remaining view."""
+
+    title = "connector"
+    parameter_name = "connector_state"
+
+    def lookups(self, request, model_admin):
+        return [("deleted", "Deleted connectors"), ("none", "No connector (API tokens)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "deleted":
+            return queryset.filter(connector_id__isnull=False, connector_name__isnull=True)
+        if self.value() == "none":
+            return queryset.filter(connector_id__isnull=True)
+        return queryset
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "connector", "identity", "kind", "reason", "source_ip"]
-    list_filter = ["kind", "connector"]
-    search_fields = ["identity", "reason"]
-    list_select_related = ["connector"]
+    """The audit trail: every line of every connector's log, deleted connectors' included.
+
+    Append-only: no add, change or delete here, for anyone.
+    """
+
+    list_display = [
+        "created_at",
+        "connector_label",
+        "identity",
+        "kind",
+        "actor_name",
+        "reason",
+        "source_ip",
+    ]
+    list_filter = ["kind", ConnectorGoneFilter]
+    # `=connector__id` compares the stored id, so a deleted connector's id finds its log.
+    search_fields = ["=connector__id", "identity", "actor_name", "reason"]
     show_full_result_count = False
+    readonly_fields = [
+        "created_at",
+        "connector_label",
+        "identity",
+        "kind",
+        "reason",
+        "actor_name",
+        "actor",
+        "source_ip",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        # The connector's name by a subquery, not a join: Django would turn a join
+        # into an INNER one under a filter on the connector, hiding deleted ones.
+        name = Connector.objects.filter(pk=OuterRef("connector_id")).values("name")[:1]
+        return super().get_queryset(request).annotate(connector_name=Subquery(name))
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="connector", ordering="connector_id")
+    def connector_label(self, event):
+        if event.connector_id is None:
+            return "—"
+        if event.connector_name is None:
+            return f"{event.connector_id} (deleted)"
+        return f"{event.connector_name} ({event.connector_id})"
 
 
 @admin.register(DataPoint)

@@ -111,7 +111,8 @@ def start_import(
     *,
     dry_run: bool = False,
     on_error: str = WhitelistImport.ABORT,
-    user=None,
+    actor: services.Actor | None = None,
+    ip=None,
 ) -> WhitelistImport:
     """Store an uploaded CSV file under MEDIA_ROOT and run it.
 
@@ -119,8 +120,10 @@ def start_import(
     once the caller's transaction commits, and their progress is polled.
     `fileobj` is a binary file (an UploadedFile or anything with read/seek).
     Raises InvalidImportFile or ImportTooLarge and stores nothing for a file
-    that is plainly not a whitelist CSV.
+    that is plainly not a whitelist CSV. A real (not dry) run is logged as
+    started by `actor`, and its result is logged under the same person.
     """
+    user = actor.user if actor is not None else None
     if on_error not in dict(WhitelistImport.ON_ERROR):
         raise services.InvalidData('on_error must be "abort" or "skip"')
     size = _size_of(fileobj)
@@ -136,12 +139,27 @@ def start_import(
     content = fileobj if isinstance(fileobj, File) else File(fileobj)
     record.file.save(f"{connector.pk}-{uuid.uuid4().hex}.csv", content, save=False)
     record.save()
+    if not dry_run:
+        services.record_event(
+            connector.pk,
+            "",
+            Event.IMPORT,
+            f"CSV import {record.pk} started ({size} bytes, on error: {on_error})"
+            f"{f' by {actor}' if actor else ''}",
+            ip,
+            actor=actor,
+        )
     if size <= settings.IMPORT_INLINE_MAX_BYTES:
         return run_import(record.pk)
     from devices import tasks  # the tasks module imports this one
 
     transaction.on_commit(partial(tasks.run_whitelist_import.delay, record.pk))
     return record
+
+
+def _starter(record: WhitelistImport) -> services.Actor | None:
+    """Whom an import's result lines name: the person who started it."""
+    return services.Actor(record.created_by, "CSV import") if record.created_by else None
 
 
 def _size_of(fileobj) -> int:
@@ -736,6 +754,7 @@ def fail_stalled_imports() -> dict[str, int]:
                 "",
                 Event.IMPORT,
                 f"CSV import {record.pk}{who} stopped: its worker went away, nothing written",
+                actor=_starter(record),
             )
         _remove_upload(record)
     for pk in WhitelistImport.objects.filter(
@@ -963,7 +982,9 @@ class _ImportRun:
         if not record.dry_run:
             # One event for the whole import, not one per row: a million
             # `whitelist` lines would drown the live log and double the work.
-            services.record_event(self.connector.pk, "", Event.IMPORT, self._summary())
+            services.record_event(
+                self.connector.pk, "", Event.IMPORT, self._summary(), actor=_starter(self.record)
+            )
 
     def _summary(self) -> str:
         record = self.record

@@ -24,7 +24,7 @@ from django.db import connections, transaction
 
 from devices.models import DataPoint, Device, Event, IngestMark
 from devices.services import write_queue
-from devices.services.events import INSERT_EVENT, event_row
+from devices.services.events import EVENT_COLUMNS, INSERT_EVENT, event_row
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _store_writes(writes: list) -> None:
         if connection.vendor == "postgresql":
             # COPY: one statement for the whole batch, nothing parsed per row.
             _copy(cursor, DataPoint, _POINT_COLUMNS, points)
-            _copy(cursor, Event, _EVENT_COLUMNS, events)
+            _copy(cursor, Event, EVENT_COLUMNS, events)
         else:
             if points:
                 cursor.executemany(_INSERT_POINT, points)
@@ -201,7 +201,6 @@ def _store_writes(writes: list) -> None:
 
 
 _POINT_COLUMNS = ("device_id", "alias", "value", "created_at")
-_EVENT_COLUMNS = ("connector_id", "identity", "kind", "reason", "source_ip", "created_at")
 
 
 def _copy(cursor, model, columns: tuple[str, ...], rows: list) -> None:

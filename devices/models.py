@@ -176,9 +176,17 @@ class EventQuerySet(models.QuerySet):
             pass
         return self.filter(identity__in=names)
 
+    def delete(self):
+        raise TypeError("events are append-only; only retention removes them (purge_old_records)")
+
+    delete.queryset_only = True
+
 
 class Event(models.Model):
-    """One append-only line of a connector's log: what happened, to whom, why, from where."""
+    """One append-only line of the log: what happened, to whom, why, from where, by whom.
+
+    Only retention (devices.services.purge_old_records) removes events.
+    """
 
     WHITELIST = "whitelist"
     PROVISION = "provision"
@@ -200,6 +208,8 @@ class Event(models.Model):
     PAIR_FAILED = "pair_failed"
     RENAME = "rename"
     RELEASE = "release"
+    CREATE = "create"
+    CHANGE = "change"
     KINDS = [
         (WHITELIST, "Whitelisted"),
         (PROVISION, "Provisioned"),
@@ -221,13 +231,41 @@ class Event(models.Model):
         (MESSAGE, "Message"),
         (RENAME, "Renamed by its owner"),
         (RELEASE, "Released by its owner"),
+        (CREATE, "Created"),
+        (CHANGE, "Changed"),
     ]
 
-    # Not indexed on its own: event_connector_recent serves it.
+    # The log is the audit trail of a connector, so it outlives the connector:
+    # no database constraint and nothing done on delete. Connector ids are random
+    # and never reused, so the id alone keeps naming a deleted one (its `delete`
+    # event says what it was called). Null for actions outside any connector (API
+    # tokens). Not indexed on its own: event_connector_recent serves it.
     connector = models.ForeignKey(
-        Connector, on_delete=models.CASCADE, related_name="events", db_index=False
+        Connector,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,
     )
     identity = models.CharField(max_length=160, blank=True)
+    # The person behind an admin action; empty for what devices and the system do.
+    # The name is a snapshot, so the line still says who once the account is gone
+    # (deleting a user only clears `actor`, through the partial index below). No
+    # database constraint: adding one would scan the whole table to validate it.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    # A database default: device requests insert events with hand-written SQL
+    # (devices.services.events, provisioning, ingest) that has no actor to name.
+    actor_name = models.CharField(max_length=150, blank=True, db_default="")
     kind = models.CharField(max_length=20, choices=KINDS)
     reason = models.CharField(max_length=500, blank=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -239,6 +277,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["connector", "-id"], name="event_connector_recent"),
             models.Index(fields=["connector", "identity", "-id"], name="event_identity_recent"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="event_actor"),
         ]
 
     def __str__(self):
@@ -248,6 +287,9 @@ class Event(models.Model):
         if self.pk is not None:
             raise ValueError("events are append-only")
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("events are append-only; only retention removes them (purge_old_records)")
 
 
 class DataPoint(models.Model):

@@ -45,9 +45,9 @@ ACTIONS = {
 }
 
 
-def actor(request) -> str:
-    """How events name an admin's action in the portal."""
-    return f"{request.user.get_username()} via portal"
+def actor(request) -> services.Actor:
+    """Who events name for an admin's action in the portal."""
+    return services.Actor.of(request, "portal")
 
 
 def event_time(event: Event) -> str:
@@ -276,7 +276,8 @@ def import_new(request, connector_id):
                 data["file"],
                 dry_run=data["dry_run"],
                 on_error=data["on_error"],
-                user=request.user,
+                actor=actor(request),
+                ip=client_ip(request),
             )
         except services.InvalidData as exc:
             form.add_error("file", f"{exc.message[:1].upper()}{exc.message[1:]}.")
@@ -364,6 +365,7 @@ def event_row(event: Event) -> dict:
         "kind_label": event.get_kind_display(),
         "identity": event.identity,
         "reason": event.reason,
+        "actor": event.actor_name,
         "source_ip": event.source_ip or "",
     }
 

@@ -210,9 +210,7 @@ def release_device(user, device: Device, ip) -> None:
             f"released by its owner {user.get_username()}",
             ip,
         )
-        device_services.reset_device(
-            device, actor=f"released by its owner {user.get_username()}", ip=ip
-        )
+        device_services.reset_device(device, actor=device_services.Actor(user, "My devices"), ip=ip)
         transaction.on_commit(lambda: disconnect_device(device.pk))
 
 

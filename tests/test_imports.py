@@ -91,7 +91,7 @@ def run(connector, text: str | bytes, **options):
         SimpleUploadedFile("identities.csv", content),
         dry_run=options.get("dry_run", False),
         on_error=options.get("on_error", "abort"),
-        user=options.get("user"),
+        actor=options.get("actor"),
     )
 
 
@@ -138,8 +138,10 @@ def test_the_seed_identities_csv_whitelists_five_devices_with_their_tags(
     assert third.tags == [{"name": "group", "value": "g2"}, {"name": "claim_code", "value": "def"}]
     window = timedelta(seconds=connector.activation_window_seconds)
     assert before + window <= third.activation_expires_at <= timezone.now() + window
-    # One event for the import, none per row.
-    event = Event.objects.get(connector=connector)
+    # Two lines for the import (who started it, and its result), none per row.
+    started, event = Event.objects.filter(connector=connector).order_by("id")
+    assert (started.kind, started.actor_name) == (Event.IMPORT, "owner")
+    assert "started" in started.reason
     assert event.kind == Event.IMPORT
     assert "5 whitelisted" in event.reason and "owner" in event.reason
 
@@ -263,7 +265,7 @@ def test_abort_writes_nothing_when_one_row_is_bad(connector):
     assert (record.status, record.created, record.error_count) == ("failed", 0, 1)
     assert errors_of(record)[0][0] == 7
     assert not Device.objects.exists()
-    event = Event.objects.get(connector=connector)
+    event = Event.objects.filter(connector=connector).order_by("id").last()
     assert (event.kind, "nothing written" in event.reason) == (Event.IMPORT, True)
 
 
@@ -328,7 +330,8 @@ def test_running_an_import_twice_does_nothing_the_second_time(connector):
     record = run(connector, SEED_CSV)
     assert imports.run_import(record.pk).created == 5
     assert Device.objects.count() == 5
-    assert Event.objects.filter(kind=Event.IMPORT).count() == 1
+    # Started once, finished once.
+    assert Event.objects.filter(kind=Event.IMPORT).count() == 2
 
 
 def test_export_then_import_into_another_connector_round_trips(make_connector, connector):
@@ -613,7 +616,7 @@ def test_on_postgresql_batches_are_written_while_the_file_is_read(connector, set
     assert (record.status, record.created, record.errors) == ("done", 7, [])
     assert Credential.objects.get().device.identity == "00000007"
     assert Device.objects.get(identity="00000002").tags[1] == {"name": "claim_code", "value": "abc"}
-    assert Event.objects.get(kind=Event.IMPORT).reason.endswith("7 whitelisted")
+    assert Event.objects.filter(kind=Event.IMPORT).last().reason.endswith("7 whitelisted")
 
 
 @pytest.mark.postgres

@@ -88,7 +88,8 @@ def test_seed_002_whitelist_by_api_then_activate_shows_whitelist_and_provision_e
     assert token.status_code == 200
     assert len(token.content.decode()) == 40
 
-    assert kinds(api_client, connector) == ["provision", "whitelist"]
+    # After the line saying who created the connector.
+    assert kinds(api_client, connector) == ["provision", "whitelist", "create"]
     device = api_client.get(devices_url(connector, "00000001")).json()
     assert device["status"] == "provisioned"
     assert device["auth_mode"] == "token"
@@ -715,7 +716,7 @@ def test_events_are_newest_first_and_filter_by_kind_and_identity(
     assert kinds(api_client, connector, identity="00000001") == ["provision", "whitelist"]
     assert kinds(api_client, connector, identity="0000003") == ["provision_failed"]
     event = api_client.get(f"{API}/connectors/{connector.pk}/events/").json()["results"][0]
-    assert set(event) == {"id", "identity", "kind", "reason", "source_ip", "created_at"}
+    assert set(event) == {"id", "identity", "kind", "reason", "actor", "source_ip", "created_at"}
     assert "expected exactly 8 decimal digits" in event["reason"]
 
 

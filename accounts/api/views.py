@@ -4,9 +4,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from accounts import tokens
 from accounts.api.serializers import ApiTokenSerializer, IssuedApiTokenSerializer
 from accounts.models import ApiToken
 from accounts.permissions import IsDeviceMaker
+from devices.services.events import Actor
+from portal.net import client_ip
 
 
 class ApiTokenViewSet(
@@ -32,6 +35,16 @@ class ApiTokenViewSet(
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row, token = ApiToken.issue(request.user, serializer.validated_data.get("name", ""))
+        row, token = tokens.issue_api_token(
+            request.user,
+            serializer.validated_data.get("name", ""),
+            actor=Actor.of(request, "API"),
+            ip=client_ip(request),
+        )
         row.token = token
         return Response(IssuedApiTokenSerializer(row).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        tokens.delete_api_token(
+            instance, actor=Actor.of(self.request, "API"), ip=client_ip(self.request)
+        )

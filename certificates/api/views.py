@@ -20,7 +20,6 @@ from certificates.api.serializers import (
 from certificates.models import IssuedCertificate, TrustAnchor
 from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import ConnectorScopedMixin
-from portal.net import client_ip
 
 # One table for every caller of the certificate services over JSON.
 STATUS_BY_ERROR = {
@@ -54,9 +53,6 @@ class CertificateViewMixin(ConnectorScopedMixin):
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
-
-    def audit(self) -> dict:
-        return {"actor": self.actor(), "ip": client_ip(self.request)}
 
 
 class AuthorityView(CertificateViewMixin, APIView):

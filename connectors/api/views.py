@@ -7,10 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 
 from accounts.permissions import IsDeviceMaker
+from connectors import services
 from connectors.api.pagination import AliasPagination, NamePagination
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
 from connectors.models import Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
+from devices.services.events import Actor
+from portal.net import client_ip
 
 # Changes are PATCH only: a PUT would have to restate every field.
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -25,7 +28,17 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class ConnectorScopedMixin:
+class AuditMixin:
+    def actor(self) -> Actor:
+        """Who events name for an admin's API action."""
+        return Actor.of(self.request, "API")
+
+    def audit(self) -> dict:
+        """Who and from where, for the log line an admin's action leaves."""
+        return {"actor": self.actor(), "ip": client_ip(self.request)}
+
+
+class ConnectorScopedMixin(AuditMixin):
     """For views under /connectors/<connector_id>/: the connector, or 404 if not visible."""
 
     permission_classes = [IsDeviceMaker]
@@ -47,10 +60,6 @@ class ConnectorScopedMixin:
             context["connector"] = self.get_connector()
         return context
 
-    def actor(self) -> str:
-        """How events name an admin's API action."""
-        return f"{self.request.user.get_username()} via API"
-
 
 @extend_schema_view(
     retrieve=extend_schema(parameters=[CONNECTOR_ID]),
@@ -58,6 +67,7 @@ class ConnectorScopedMixin:
     destroy=extend_schema(parameters=[CONNECTOR_ID]),
 )
 class ConnectorViewSet(
+    AuditMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -81,12 +91,20 @@ class ConnectorViewSet(
         self.check_object_permissions(self.request, connector)
         return connector
 
+    @transaction.atomic
     def perform_create(self, serializer):
-        serializer.save(owner=self.request.user)
+        connector = serializer.save(owner=self.request.user)
+        services.log_connector_created(connector, **self.audit())
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        before = services.settings_of(serializer.instance)
+        connector = serializer.save()
+        services.log_connector_changed(connector, before, **self.audit())
 
     def perform_destroy(self, instance):
         try:
-            instance.delete()
+            services.delete_connector(instance, **self.audit())
         except ProtectedError as exc:
             raise Conflict("Other records still depend on this connector.") from exc
 
@@ -119,17 +137,25 @@ class ResourceViewSet(
             return Resource.objects.none()
         return Resource.objects.filter(connector=self.get_connector())
 
+    @transaction.atomic
     def perform_create(self, serializer):
-        self._save(serializer, connector=self.get_connector())
+        resource = self._save(serializer, connector=self.get_connector())
+        services.log_resource_defined(resource, **self.audit())
 
+    @transaction.atomic
     def perform_update(self, serializer):
-        self._save(serializer)
+        before = (serializer.instance.alias, serializer.instance.format)
+        resource = self._save(serializer)
+        services.log_resource_changed(resource, before, **self.audit())
+
+    def perform_destroy(self, instance):
+        services.delete_resource(instance, **self.audit())
 
     @staticmethod
-    def _save(serializer, **fields):
+    def _save(serializer, **fields) -> Resource:
         try:
             with transaction.atomic():
-                serializer.save(**fields)
+                return serializer.save(**fields)
         except IntegrityError as exc:
             # Two requests defined the same alias at once; the constraint kept one.
             raise Conflict("This connector already defines that alias.") from exc

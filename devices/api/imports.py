@@ -116,7 +116,7 @@ class ImportCreateView(ConnectorScopedMixin, APIView):
                 form.validated_data["file"],
                 dry_run=form.validated_data["dry_run"],
                 on_error=form.validated_data["on_error"],
-                user=request.user,
+                **self.audit(),
             )
         except services.DeviceError as exc:
             raise Refused(exc) from exc

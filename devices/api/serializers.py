@@ -140,9 +140,15 @@ class DeviceFilterSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(
+        source="actor_name",
+        read_only=True,
+        help_text="Username behind an admin action; empty for what devices and the system do.",
+    )
+
     class Meta:
         model = Event
-        fields = ["id", "identity", "kind", "reason", "source_ip", "created_at"]
+        fields = ["id", "identity", "kind", "reason", "actor", "source_ip", "created_at"]
         read_only_fields = fields
 
 

@@ -33,7 +33,7 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
-from devices.services.events import INSERT_EVENT, event_row, record_event
+from devices.services.events import INSERT_EVENT, Actor, event_row, record_event
 from devices.services.lifecycle import (
     delete_device,
     expire_stale_whitelist,
@@ -50,6 +50,7 @@ from devices.services.whitelist import (
 )
 
 __all__ = [
+    "Actor",
     "AlreadyProvisioned",
     "AlreadyWhitelisted",
     "AuthenticationFailed",

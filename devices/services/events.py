@@ -1,4 +1,7 @@
-"""The append-only event log."""
+"""The append-only event log, and who is behind the lines people cause."""
+
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
@@ -6,17 +9,51 @@ from django.utils import timezone
 from devices.models import Event
 
 
-def record_event(connector_id: str, identity: str, kind: str, reason: str = "", ip=None) -> None:
-    """Append one line to a connector's log (a plain INSERT: it runs on every device request)."""
+@dataclass(frozen=True)
+class Actor:
+    """A person behind an admin action and the door they came through.
+
+    `via` names the door: "portal", "API", "admin", or a management command
+    (which has no signed-in user, so `user` is None).
+    """
+
+    user: Any
+    via: str
+
+    @classmethod
+    def of(cls, request, via: str) -> "Actor":
+        return cls(request.user, via)
+
+    @property
+    def name(self) -> str:
+        return self.user.get_username() if self.user is not None else ""
+
+    def __str__(self) -> str:
+        return f"{self.name} via {self.via}" if self.name else self.via
+
+
+def record_event(
+    connector_id: str | None,
+    identity: str,
+    kind: str,
+    reason: str = "",
+    ip=None,
+    *,
+    actor: Actor | None = None,
+) -> None:
+    """Append one line to the log (a plain INSERT: it runs on every device request)."""
     connection = connections[Event.objects.db]
     with connection.cursor() as cursor:
         cursor.execute(
-            INSERT_EVENT, event_row(connection, connector_id, identity, kind, reason, ip)
+            INSERT_EVENT,
+            event_row(connection, connector_id, identity, kind, reason, ip, actor=actor),
         )
 
 
-def event_row(connection, connector_id, identity, kind, reason, ip, now=None) -> list:
+def event_row(connection, connector_id, identity, kind, reason, ip, now=None, actor=None) -> list:
+    """Values for EVENT_COLUMNS, in their order."""
     ops = connection.ops
+    user = actor.user if actor is not None else None
     return [
         connector_id,
         identity[:160],
@@ -26,10 +63,25 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None) ->
         # reads it as it is, so it is not parsed again on every event.
         ip,
         ops.adapt_datetimefield_value(now or timezone.now()),
+        user.pk if user is not None else None,
+        actor.name[:150] if actor is not None else "",
     ]
 
 
+EVENT_COLUMNS = tuple(
+    Event._meta.get_field(name).column
+    for name in (
+        "connector",
+        "identity",
+        "kind",
+        "reason",
+        "source_ip",
+        "created_at",
+        "actor",
+        "actor_name",
+    )
+)
 INSERT_EVENT = (
-    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608  (table name from the model)
-    "(connector_id, identity, kind, reason, source_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608  (table and columns from the model)
+    f"({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
 )

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from devices.models import Credential, DataPoint, Device, Event
 from devices.services.errors import InvalidTransition
-from devices.services.events import record_event
+from devices.services.events import Actor, record_event
 from devices.services.whitelist import activation_deadline
 from portal import generations
 
@@ -25,7 +25,9 @@ def _forget_credentials(device: Device) -> None:
     generations.bump(generations.device_key(device.pk))
 
 
-def reset_device(device: Device, *, window_seconds: int | None = None, actor="", ip=None) -> Device:
+def reset_device(
+    device: Device, *, window_seconds: int | None = None, actor: Actor | None = None, ip=None
+) -> Device:
     """Back to whitelisted with a fresh window and no credentials."""
     now = timezone.now()
     with transaction.atomic():
@@ -37,13 +39,15 @@ def reset_device(device: Device, *, window_seconds: int | None = None, actor="",
             auth_mode="",
             credential_version=F("credential_version") + 1,
         )
-        record_event(device.connector_id, device.identity, Event.RESET, actor, ip)
+        record_event(
+            device.connector_id, device.identity, Event.RESET, str(actor or ""), ip, actor=actor
+        )
         _forget_credentials(device)
     device.refresh_from_db()
     return device
 
 
-def revoke_device(device: Device, *, actor="", ip=None) -> Device:
+def revoke_device(device: Device, *, actor: Actor | None = None, ip=None) -> Device:
     """Revoke every credential; the device is refused until an admin resets it."""
     if device.status == Device.REVOKED:
         raise InvalidTransition("the device is already revoked")
@@ -53,15 +57,20 @@ def revoke_device(device: Device, *, actor="", ip=None) -> Device:
         Device.objects.filter(pk=device.pk).update(
             status=Device.REVOKED, credential_version=F("credential_version") + 1
         )
-        record_event(device.connector_id, device.identity, Event.REVOKE, actor, ip)
+        record_event(
+            device.connector_id, device.identity, Event.REVOKE, str(actor or ""), ip, actor=actor
+        )
         _forget_credentials(device)
     device.refresh_from_db()
     return device
 
 
-def delete_device(device: Device, *, actor="", ip=None) -> None:
+def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> None:
+    """Remove a device; its events stay (the log outlives what it describes)."""
     with transaction.atomic():
-        record_event(device.connector_id, device.identity, Event.DELETE, actor, ip)
+        record_event(
+            device.connector_id, device.identity, Event.DELETE, str(actor or ""), ip, actor=actor
+        )
         _forget_credentials(device)
         device.delete()
 

@@ -9,7 +9,7 @@ from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices.models import Device, Event
 from devices.services.errors import AlreadyWhitelisted, IdentityRejected, InvalidData
-from devices.services.events import record_event
+from devices.services.events import Actor, record_event
 
 
 def validate_identity(connector: Connector, raw: str) -> str:
@@ -51,7 +51,7 @@ def whitelist_device(
     window_seconds: int | None = None,
     name: str = "",
     ip=None,
-    actor: str = "",
+    actor: Actor | None = None,
 ) -> Device:
     identity = validate_identity(connector, identity)
     tags = validate_tags(tags)
@@ -66,7 +66,7 @@ def whitelist_device(
                 name=name,
                 activation_expires_at=activation_deadline(connector, window_seconds),
             )
-            record_event(connector.pk, identity, Event.WHITELIST, actor, ip)
+            record_event(connector.pk, identity, Event.WHITELIST, str(actor or ""), ip, actor=actor)
     except IntegrityError as exc:
         raise AlreadyWhitelisted() from exc
     return device

@@ -1,8 +1,10 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import tokens
 from accounts.models import ApiToken
 from accounts.services import is_device_maker
+from devices.services.events import Actor
 
 
 class Command(BaseCommand):
@@ -28,7 +30,9 @@ class Command(BaseCommand):
             )
         if len(name) > ApiToken._meta.get_field("name").max_length:
             raise CommandError("The name is longer than 100 characters.")
-        _, token = ApiToken.issue(user, name)
+        _, token = tokens.issue_api_token(
+            user, name, actor=Actor(None, "manage.py create_api_token")
+        )
         # Only the token on stdout, so scripts can capture it; the warning goes to stderr.
         self.stdout.write(token)
         self.stderr.write("Store this token now: Gatehouse keeps only its hash.")

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from certificates import services
 from certificates.models import EC_P256, RSA_2048
 from connectors.models import Connector
+from devices.services.events import Actor
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 key_type=RSA_2048 if options["rsa"] else EC_P256,
                 subject=options["subject"],
                 days=options["days"],
-                actor="manage.py create_ca",
+                actor=Actor(None, "manage.py create_ca"),
             )
         except services.CertificateError as exc:
             raise CommandError(exc.message) from exc

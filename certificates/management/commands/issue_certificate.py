@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from certificates import services
 from certificates.models import EC_P256, RSA_2048
 from connectors.models import Connector
+from devices.services.events import Actor
 
 
 class Command(BaseCommand):
@@ -43,7 +44,7 @@ class Command(BaseCommand):
                 csr=csr,
                 key_type=RSA_2048 if options["rsa"] else EC_P256,
                 days=options["days"],
-                actor="manage.py issue_certificate",
+                actor=Actor(None, "manage.py issue_certificate"),
             )
         except services.CertificateError as exc:
             raise CommandError(exc.message) from exc
