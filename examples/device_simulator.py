@@ -237,7 +237,7 @@ def run(args) -> int:
     device = SecureDevice(args.url, args.cacert, args.cert, args.key)
     data = device.initiate(args.device_type, args.vendor_device_id)
     print(f"PIN {data['pin']}  (registration {data['rid']})")
-    print(f"Pair it at {args.url}/pair/?type={args.device_type}")
+    print(f"Pair it at {args.url}/pair/")
     device.wait_for("PENDING_DEVICE_COMPLETION", timeout=args.timeout)
     done = device.complete()
     print(f"registered as device {done['did']} of user {done['uid']}")

@@ -169,7 +169,7 @@ return results
 )
 
 
-def spend_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
+def spend_all(checks: list[tuple[str, str, Rate]], now: float | None = None) -> list[int]:
     """Count one request against every (scope, key, rate), but only if each has
     room left: a request refused by one rate spends none of the others (a
     message refused by its daily quota leaves the per-minute one alone).
@@ -177,7 +177,7 @@ def spend_all(checks: list[tuple[str, str, Rate]]) -> list[int]:
     Raises RateLimited; returns what remains of each in its window. On Redis
     one round trip, and atomic: two requests cannot both take the last one.
     """
-    now = time.time()
+    now = time.time() if now is None else now
     keyed = [(_window_key(scope, key, rate, now), rate) for scope, key, rate in checks]
     if hasattr(cache, "raw_client"):
         make_key = cache.make_key
@@ -200,3 +200,43 @@ def peek(scope: str, key: str, rate: Rate) -> None:
     now = time.time()
     if (cache.get(_window_key(scope, key, rate, now)) or 0) >= rate.count:
         raise RateLimited(retry_after=retry_after(rate, now))
+
+
+# KEYS: one window counter. Decrements it only while it exists: a counter whose
+# window ended (and expired) is not created again without its expiry.
+_give_back = redis_scripts.Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return redis.call('DECR', KEYS[1])
+end
+return false
+"""
+)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """One request counted by spend(), in the window it was counted in."""
+
+    window_key: str
+    remaining: int
+
+    def give_back(self) -> None:
+        """Uncount the request (a guess that proved right is no guess against the limit)."""
+        if hasattr(cache, "raw_client"):
+            _give_back([cache.make_key(self.window_key)], [])
+            return
+        try:
+            cache.decr(self.window_key)
+        except ValueError:
+            pass  # its window ended, and the counter with it
+
+
+def spend(scope: str, key: str, rate: Rate) -> Spent:
+    """Count one attempt for (scope, key) before doing the work it stands for, or raise
+    RateLimited without counting: however many arrive at once, at most `rate.count`
+    get through in a window (on Redis; spend_all() says why). An attempt that turns
+    out not to count against the limit is given back with `Spent.give_back()`."""
+    now = time.time()
+    remaining = spend_all([(scope, key, rate)], now)[0]
+    return Spent(_window_key(scope, key, rate, now), remaining)

@@ -6,15 +6,13 @@ from registrations import services
 
 
 class PairingForm(forms.Form):
-    """Step one: which device type, the PIN the device shows, the serial's last digits."""
+    """Step one: the PIN the device shows and the last digits of its certificate's serial.
 
-    device_type = forms.ModelChoiceField(
-        queryset=None,
-        label="Device type",
-        empty_label="Choose the kind of device",
-        help_text="Only device types with a device waiting to be paired are listed.",
-        error_messages={"invalid_choice": "No device of that type is waiting to be paired."},
-    )
+    No device type to choose: listing them would show every user other tenants'
+    connectors; the PIN and serial digits find the device, and the next step names
+    its type.
+    """
+
     pin = forms.CharField(
         label="PIN",
         max_length=20,
@@ -32,10 +30,6 @@ class PairingForm(forms.Form):
             attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
         ),
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["device_type"].queryset = services.pairable_connectors()
 
     def clean_pin(self):
         try:

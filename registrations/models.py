@@ -74,8 +74,9 @@ class Registration(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["connector", "serial_suffix"], name="registration_serial"),
-            models.Index(fields=["connector", "pin_hash"], name="registration_pin"),
+            # Pairing finds a request by PIN or serial digits, whichever its device type.
+            models.Index(fields=["serial_suffix"], name="registration_by_serial"),
+            models.Index(fields=["pin_hash"], name="registration_by_pin"),
             # The expiry sweep's scan: pending requests ordered by deadline.
             models.Index(
                 fields=["expires_at"],

@@ -13,6 +13,7 @@ works together with that certificate.
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import uuid
@@ -21,11 +22,12 @@ from datetime import timedelta
 from cryptography import x509
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from certificates import crypto
-from certificates.services import chains_to_connector
+from certificates.models import IssuedCertificate
+from certificates.services import GENERATED_COMMON_NAME, chains_to_connector
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from devices import services as device_services
@@ -33,6 +35,8 @@ from devices.models import Device, Event
 from devices.services.credentials import hash_token
 from portal import ratelimit
 from registrations.models import Registration, SecureDevice
+
+logger = logging.getLogger(__name__)
 
 # Eight characters without look-alikes (no 0/O, 1/I/L): 31**8, about 40 bits.
 PIN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -77,6 +81,10 @@ class CertificateNotTrusted(RegistrationError):
 
 class CertificateMismatch(RegistrationError):
     default_message = "the client certificate does not match the info in the request"
+
+
+# Seed 000's words for a certificate that asks to register another device.
+NOT_THIS_CERTIFICATES_DEVICE = "Client certificates do not match the info in the request"
 
 
 class UnknownDeviceType(RegistrationError):
@@ -190,6 +198,51 @@ def require_trust(connector: Connector, certificate: x509.Certificate, identity:
         raise CertificateNotTrusted()
 
 
+def certificate_identity(connector: Connector, certificate: x509.Certificate, fingerprint: str):
+    """The one device identity `certificate` speaks for on `connector`, or None.
+
+    A certificate the connector's CA issued and bound to a device speaks for that
+    device; any other for its subject CN read through the connector's identity
+    format, as certificate authentication reads it (§3.1). So a re-issued
+    certificate for the same device speaks for it too, one for another device never.
+    """
+    issued = (
+        IssuedCertificate.objects.filter(authority__connector=connector, fingerprint=fingerprint)
+        .select_related("device")
+        .first()
+    )
+    if issued is not None:
+        if issued.state == IssuedCertificate.INACTIVE:
+            raise CertificateNotTrusted(
+                "the client certificate is inactive until it is provisioned"
+            )
+        if issued.device is not None:
+            return issued.device.identity
+        if issued.common_name == GENERATED_COMMON_NAME:
+            return None  # generated for an app, and not bound to a device yet
+    try:
+        common_name = crypto.common_name_of(certificate.subject)
+        return normalize_identity(common_name, connector.identity_format)
+    except (crypto.CryptoError, InvalidIdentity):
+        return None
+
+
+def require_own_identity(connector, certificate, fingerprint, identity: str, ip) -> None:
+    """A certificate registers only the device it speaks for: never squats another's."""
+    own = certificate_identity(connector, certificate, fingerprint)
+    if own is not None and hmac.compare_digest(own.encode(), identity.encode()):
+        return
+    device_services.record_event(
+        connector.pk,
+        identity,
+        Event.AUTH_FAILED,
+        f"registration refused: the client certificate (serial {crypto.serial_hex(certificate)}) "
+        + (f'is for "{own[:60]}", not this device' if own else "names no device of this connector"),
+        ip,
+    )
+    raise CertificateMismatch(NOT_THIS_CERTIFICATES_DEVICE)
+
+
 def _closed(registration: Registration) -> RegistrationError:
     """The refusal for a registration that is no longer pending."""
     if registration.status == Registration.REGISTERED:
@@ -207,7 +260,9 @@ def initiate_registration(
 ) -> tuple[Registration, str, str]:
     """Start a registration (seed 000 step 3). Returns it with the clear PIN and nonce.
 
-    An earlier pending request for the same device turns REVOKED.
+    The certificate may register only the device it speaks for
+    (`certificate_identity`). An earlier pending request for the same device turns
+    REVOKED: it was started by a certificate for this same device, as every request is.
     """
     certificate = require_certificate(certificate)
     if not isinstance(device_type_id, str) or not isinstance(vendor_device_id, str):
@@ -224,6 +279,7 @@ def initiate_registration(
         identity = normalize_identity(vendor_device_id, connector.identity_format)
     except InvalidIdentity as exc:
         raise InvalidRequest(f"vendorDeviceId: {exc}") from exc
+    require_own_identity(connector, certificate, fingerprint, identity, ip)
     if (
         Device.objects.filter(connector=connector, identity=identity)
         .exclude(status__in=CLAIMABLE)
@@ -460,25 +516,6 @@ def normalize_serial_suffix(raw) -> str:
 RECENTLY_ENDED = timedelta(days=1)
 
 
-def pairable_connectors():
-    """Device types with a registration waiting for a user (or lately ended, so that its
-    PIN is answered with why it cannot pair), for the pairing page's choice."""
-    return Connector.objects.filter(
-        pk__in=Registration.objects.filter(
-            status__in=[Registration.PENDING_USER_CONFIRMATION, Registration.EXPIRED],
-            expires_at__gt=timezone.now() - RECENTLY_ENDED,
-        ).values("connector_id")
-    ).order_by("name", "id")
-
-
-def has_waiting_registration(connector_ids) -> bool:
-    return Registration.objects.filter(
-        connector_id__in=connector_ids,
-        status=Registration.PENDING_USER_CONFIRMATION,
-        expires_at__gt=timezone.now(),
-    ).exists()
-
-
 def pairing_refusal(registration: Registration, now=None) -> RegistrationError | None:
     """Why a user cannot confirm this registration now, or None when they can."""
     now = now or timezone.now()
@@ -493,21 +530,26 @@ def pairing_refusal(registration: Registration, now=None) -> RegistrationError |
     return None
 
 
-def find_pairing(user, connector: Connector, pin, suffix, ip) -> Registration:
+def find_pairing(user, pin, suffix, ip) -> Registration:
     """The request waiting for `user` under this PIN and serial suffix (seed 001).
 
-    Wrong guesses count against every pending request that matches either half,
-    locking it after PAIRING_MAX_ATTEMPTS, and against the user, who is slowed
-    down after RATE_LIMIT_PAIRING_FAILURES.
+    The PIN and the serial digits alone find the device, whichever device type it
+    is: the page lists no device types, so no user learns another tenant's
+    connectors or that they have devices waiting.
+
+    Every guess is spent before it is judged, so a burst of concurrent guesses
+    gets no further than one at a time would: one of the user's
+    RATE_LIMIT_PAIRING_FAILURES (given back when the guess is right), and one of
+    the PAIRING_MAX_ATTEMPTS of each pending request that matches either half
+    (the last one locks the request, in the same statement).
     """
-    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_PAIRING_FAILURES)
-    ratelimit.peek("pairfail", str(user.pk), failures)
     pin, suffix = normalize_pin(pin), normalize_serial_suffix(suffix)
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_PAIRING_FAILURES)
+    guess = ratelimit.spend("pairfail", str(user.pk), failures)
     digest = pin_digest(pin)
     now = timezone.now()
     candidates = list(
-        Registration.objects.filter(connector=connector)
-        .filter(Q(serial_suffix=suffix) | Q(pin_hash=digest))
+        Registration.objects.filter(Q(serial_suffix=suffix) | Q(pin_hash=digest))
         .filter(
             Q(status=Registration.PENDING_USER_CONFIRMATION)
             # Recently ended ones too, so the user is told why they cannot pair.
@@ -519,55 +561,102 @@ def find_pairing(user, connector: Connector, pin, suffix, ip) -> Registration:
         if registration.serial_suffix == suffix and hmac.compare_digest(
             registration.pin_hash, digest
         ):
-            _expire_if_due(registration, now)
-            refusal = pairing_refusal(registration, now)
-            if refusal is not None:
-                raise refusal
-            return registration
+            guess.give_back()
+            return _judge_right_guess(registration, now)
 
     username = user.get_username()
-    pending = [
+    counted = [
         registration
         for registration in candidates
         if registration.status == Registration.PENDING_USER_CONFIRMATION
         and registration.expires_at > now
+        and _count_wrong_guess(registration, username, now, ip)
     ]
-    for registration in pending:
-        _count_wrong_guess(registration, username, now, ip)
-    if not pending:
-        device_services.record_event(
-            connector.pk, "", PAIR_FAILED, f"user {username}: wrong PIN and serial digits", ip
+    if not counted:
+        # A guess that matches no waiting request concerns no connector's log.
+        logger.info("user %s: wrong pairing PIN and serial digits", username)
+    if guess.remaining == 0:
+        logger.warning(
+            "user %s slowed down after %s wrong pairing guesses within %s s",
+            username,
+            failures.count,
+            failures.seconds,
         )
-    remaining = ratelimit.hit("pairfail", str(user.pk), failures)
-    if remaining == 0:
-        device_services.record_event(
-            connector.pk,
-            "",
-            PAIR_FAILED,
-            f"user {username} slowed down after {failures.count} wrong pairing guesses "
-            f"within {failures.seconds} s",
-            ip,
-        )
+        for registration in counted:
+            device_services.record_event(
+                registration.connector_id,
+                registration.vendor_device_id,
+                PAIR_FAILED,
+                f"user {username} slowed down after {failures.count} wrong pairing guesses "
+                f"within {failures.seconds} s",
+                ip,
+            )
     raise WrongPairingCode()
 
 
-def _count_wrong_guess(registration: Registration, username: str, now, ip) -> None:
-    Registration.objects.filter(pk=registration.pk).update(failed_attempts=F("failed_attempts") + 1)
-    registration.refresh_from_db(fields=["failed_attempts"])
+def _guess_allowed(now):
+    """A request still taking guesses: waiting for its user, unlocked, in time, and
+    with guesses left."""
+    return Q(
+        status=Registration.PENDING_USER_CONFIRMATION,
+        locked_at__isnull=True,
+        expires_at__gt=now,
+        failed_attempts__lt=settings.PAIRING_MAX_ATTEMPTS,
+    )
+
+
+def _judge_right_guess(registration: Registration, now) -> Registration:
+    """A right PIN and serial digits pair only while the request takes guesses.
+
+    The guess takes one of the request's attempts while it is judged and gives it
+    back: a right guess in a burst of wrong ones succeeds only if it came before
+    the attempts ran out, as it would have one at a time.
+    """
+    _expire_if_due(registration, now)
+    refusal = pairing_refusal(registration, now)
+    if refusal is not None:
+        raise refusal
+    taken = Registration.objects.filter(_guess_allowed(now), pk=registration.pk).update(
+        failed_attempts=F("failed_attempts") + 1
+    )
+    if not taken:
+        registration.refresh_from_db()
+        raise pairing_refusal(registration, now) or PairingLocked()
+    Registration.objects.filter(pk=registration.pk, failed_attempts__gt=0).update(
+        failed_attempts=F("failed_attempts") - 1
+    )
+    return registration
+
+
+def _count_wrong_guess(registration: Registration, username: str, now, ip) -> bool:
+    """Spend one of the request's attempts on a wrong guess; the last one locks it.
+
+    One conditional UPDATE counts and locks, so concurrent guesses never count past
+    PAIRING_MAX_ATTEMPTS. False when the request took no more guesses (locked,
+    ended, or its attempts taken).
+    """
+    last = settings.PAIRING_MAX_ATTEMPTS - 1
+    counted = Registration.objects.filter(_guess_allowed(now), pk=registration.pk).update(
+        failed_attempts=F("failed_attempts") + 1,
+        status=Case(
+            When(failed_attempts__gte=last, then=Value(Registration.EXPIRED)),
+            default=F("status"),
+        ),
+        locked_at=Case(When(failed_attempts__gte=last, then=Value(now)), default=None),
+    )
+    if not counted:
+        return False
+    registration.refresh_from_db(fields=["failed_attempts", "locked_at"])
     device_services.record_event(
         registration.connector_id,
         registration.vendor_device_id,
         PAIR_FAILED,
         f"user {username}: wrong PIN or serial digits for registration {registration.rid} "
-        f"({registration.failed_attempts} of {settings.PAIRING_MAX_ATTEMPTS})",
+        f"({min(registration.failed_attempts, settings.PAIRING_MAX_ATTEMPTS)} of "
+        f"{settings.PAIRING_MAX_ATTEMPTS})",
         ip,
     )
-    locked = Registration.objects.filter(
-        pk=registration.pk,
-        status=Registration.PENDING_USER_CONFIRMATION,
-        failed_attempts__gte=settings.PAIRING_MAX_ATTEMPTS,
-    ).update(status=Registration.EXPIRED, locked_at=now)
-    if locked:
+    if registration.locked_at == now:
         device_services.record_event(
             registration.connector_id,
             registration.vendor_device_id,
@@ -576,6 +665,7 @@ def _count_wrong_guess(registration: Registration, username: str, now, ip) -> No
             "wrong guesses; the device must start again",
             ip,
         )
+    return True
 
 
 def clean_device_name(raw) -> str:

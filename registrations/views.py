@@ -27,14 +27,13 @@ def _minutes(seconds: int) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def pair(request):
-    form = PairingForm(request.POST or None, initial={"device_type": request.GET.get("type")})
+    form = PairingForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             registration = services.find_pairing(
                 request.user,
-                data["device_type"],
                 data["pin"],
                 data["serial_suffix"],
                 client_ip(request),
@@ -51,14 +50,7 @@ def pair(request):
         else:
             request.session[SESSION_KEY] = registration.rid
             return redirect("registrations:pair-confirm")
-    choices = form.fields["device_type"].queryset
-    has_waiting = services.has_waiting_registration(choices.values("pk"))
-    return render(
-        request,
-        "registrations/pair.html",
-        {"form": form, "has_waiting": has_waiting},
-        status=status,
-    )
+    return render(request, "registrations/pair.html", {"form": form}, status=status)
 
 
 @login_required

@@ -68,3 +68,21 @@ def test_concurrent_spends_never_take_more_than_the_rate():
     assert sorted(remaining for _, remaining in granted) == [0, 1, 2, 3, 4]
     # The 15 refused by the tight rate took nothing from the roomy one.
     assert ratelimit.spend_all([("s", "race-day", daily)]) == [94]
+
+
+def test_spend_counts_before_the_work_and_gives_back_only_its_own_count():
+    rate = ratelimit.Rate(2, 60)
+    first = ratelimit.spend("g", "user", rate)
+    assert first.remaining == 1
+    first.give_back()
+    assert ratelimit.spend("g", "user", rate).remaining == 1
+    assert ratelimit.spend("g", "user", rate).remaining == 0
+    with pytest.raises(ratelimit.RateLimited):
+        ratelimit.spend("g", "user", rate)
+
+
+def test_giving_back_after_the_window_ended_creates_no_counter():
+    spent = ratelimit.spend("g", "gone", ratelimit.Rate(1, 60))
+    cache.delete(spent.window_key)  # as when its window ends and the counter expires
+    spent.give_back()
+    assert cache.get(spent.window_key) is None

@@ -101,7 +101,7 @@ def test_initiate_without_a_client_certificate_is_403(secure_connector):
 
 
 def test_a_certificate_from_an_untrusted_ca_is_403_and_logged(secure_connector):
-    stranger = make_certificate("thermostat-a1b2c3d4", issuer=make_ca("Someone else's CA"))
+    stranger = make_certificate("a1b2c3d4", issuer=make_ca("Someone else's CA"))
     response = SecureDeviceClient(stranger).initiate(secure_connector, "a1b2c3d4")
     assert response.status_code == 403
     assert "not trusted" in response.json()["error"]["message"]
@@ -112,7 +112,7 @@ def test_a_certificate_from_an_untrusted_ca_is_403_and_logged(secure_connector):
 def test_an_expired_certificate_is_403(secure_connector, device_ca):
     now = timezone.now()
     old = make_certificate(
-        "thermostat-old",
+        "a1b2c3d4",
         issuer=device_ca,
         not_before=now - timedelta(days=30),
         not_after=now - timedelta(days=1),
@@ -225,9 +225,13 @@ def test_a_request_past_its_deadline_reads_expired(secure_client, secure_connect
     assert kinds("a1b2c3d4") == ["register", "expire"]
 
 
-def test_the_periodic_task_expires_pending_requests_once(secure_client, secure_connector):
+def test_the_periodic_task_expires_pending_requests_once(
+    secure_client, secure_connector, device_ca
+):
     secure_client.initiate(secure_connector, "a1b2c3d4")
-    secure_client.initiate(secure_connector, "e5f6a7b8")
+    SecureDeviceClient(make_certificate("e5f6a7b8", issuer=device_ca)).initiate(
+        secure_connector, "e5f6a7b8"
+    )
     Registration.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert expire_registrations.apply().get() == 2
     assert expire_registrations.apply().get() == 0
@@ -277,12 +281,14 @@ def test_initiating_too_often_with_one_certificate_is_429(
 
 
 def test_ended_requests_past_the_event_retention_are_purged_pending_ones_kept(
-    secure_client, secure_connector, settings
+    secure_client, secure_connector, device_ca, settings
 ):
     settings.EVENT_RETENTION_DAYS = 30
     old = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
     secure_client.initiate(secure_connector, "a1b2c3d4")
-    secure_client.initiate(secure_connector, "e5f6a7b8")
+    SecureDeviceClient(make_certificate("e5f6a7b8", issuer=device_ca)).initiate(
+        secure_connector, "e5f6a7b8"
+    )
     Registration.objects.update(created_at=timezone.now() - timedelta(days=31))
     assert purge_old_records.apply().get()["registration"] == 1
     assert not Registration.objects.filter(rid=old["rid"]).exists()
