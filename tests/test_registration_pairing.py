@@ -248,3 +248,33 @@ def test_a_registration_revoked_while_the_user_confirms_is_refused(
     response = alice_browser.post("/pair/confirm/", {"name": "Hall"}, follow=True)
     assert "no longer waiting for you" in response.content.decode()
     assert registration(started["rid"]).user is None
+
+
+def test_a_right_guess_counts_against_neither_the_user_nor_the_registration(
+    started, suffix, secure_connector, alice_browser, settings
+):
+    settings.PAIRING_MAX_ATTEMPTS = 100
+    for _ in range(4):
+        wrong = pair(alice_browser, secure_connector, wrong_pin(started["pin"]), suffix)
+        assert wrong.status_code == 200
+    found = alice_browser.post("/pair/", {"pin": started["pin"], "serial_suffix": suffix})
+    assert found.status_code == 302
+    assert registration(started["rid"]).failed_attempts == 4
+    # The right guess was given back: one wrong guess is still allowed, then no more.
+    assert pair(alice_browser, secure_connector, "AAAAAAAA", "FFFF").status_code == 200
+    assert pair(alice_browser, secure_connector, "AAAAAAAA", "FFFF").status_code == 429
+
+
+def test_the_last_of_a_registrations_guesses_may_be_the_right_one(
+    started, suffix, secure_connector, settings, django_user_model
+):
+    for number in range(settings.PAIRING_MAX_ATTEMPTS - 1):
+        guesser = Client()
+        guesser.force_login(django_user_model.objects.create_user(f"guesser{number}"))
+        pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
+    owner = Client()
+    owner.force_login(django_user_model.objects.create_user("rightful-owner"))
+    assert pair(owner, secure_connector, started["pin"], suffix).status_code == 302
+    paired = registration(started["rid"])
+    assert paired.status == Registration.PENDING_DEVICE_COMPLETION and paired.locked_at is None
+    assert paired.failed_attempts == settings.PAIRING_MAX_ATTEMPTS - 1
