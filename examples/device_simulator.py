@@ -264,7 +264,11 @@ def main(argv=None) -> int:
     parser.add_argument("--cert", required=True, help="the device's client certificate (PEM)")
     parser.add_argument("--key", required=True, help="the device's private key (PEM)")
     parser.add_argument("--device-type", required=True, help="the connector id (dt…)")
-    parser.add_argument("--vendor-device-id", required=True)
+    parser.add_argument(
+        "--vendor-device-id",
+        required=True,
+        help="the device's identity: the one its certificate was made for (its CN)",
+    )
     parser.add_argument("--data", default='{"stepCount": 100}', help="JSON to send")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for pairing")
     args = parser.parse_args(argv)
