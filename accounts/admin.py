@@ -1,10 +1,11 @@
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 
-from accounts import services, tokens
+from accounts import audit, services, tokens
 from accounts.models import ApiToken
 from devices.services.events import Actor
 from portal.net import client_ip
@@ -55,6 +56,8 @@ class UserAdmin(auth_admin.UserAdmin):
 
     The role is the `accounts.device_maker` permission, held directly or through a
     group ("Device makers" holds it); the actions put users in or take them out.
+    Each of these, and adding, changing what a user may do, setting a password or
+    deleting a user, leaves a line naming the admin in the event log.
     """
 
     list_display = [*auth_admin.UserAdmin.list_display, "device_maker"]
@@ -87,6 +90,7 @@ class UserAdmin(auth_admin.UserAdmin):
             if services.grant_device_maker(user):
                 granted += 1
                 self.log_change(request, user, "Granted the device maker role.")
+                audit.log_role_granted(user, **_audit(request))
         self.message_user(request, f"{granted} user(s) became device makers.")
 
     @admin.action(
@@ -98,6 +102,7 @@ class UserAdmin(auth_admin.UserAdmin):
             still = services.revoke_device_maker(user)
             if user.is_device_maker:
                 self.log_change(request, user, "Took the device maker role away.")
+                audit.log_role_revoked(user, still, **_audit(request))
             if still:
                 kept.append(f"{user.get_username()} ({', '.join(still)})")
         if kept:
@@ -108,3 +113,54 @@ class UserAdmin(auth_admin.UserAdmin):
             )
         else:
             self.message_user(request, "The selected users are no longer device makers.")
+
+    def save_model(self, request, obj, form, change):
+        # Access as it was, compared in save_related once groups and permissions are saved.
+        form.access_before = audit.access_of(User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        audit.log_user_saved(form.instance, form.access_before, **_audit(request))
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            audit.log_password_set(User.objects.get(pk=id), **_audit(request))
+        return response
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit.log_user_deleted(obj, **_audit(request))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            self.delete_model(request, user)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(auth_admin.GroupAdmin):
+    """Groups hand out permissions, the device maker role among them: changes are logged."""
+
+    def save_model(self, request, obj, form, change):
+        form.permissions_before = (
+            audit.permissions_of(Group.objects.get(pk=obj.pk)) if change else None
+        )
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        audit.log_group_saved(form.instance, form.permissions_before, **_audit(request))
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit.log_group_deleted(obj, **_audit(request))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            self.delete_model(request, group)

@@ -179,6 +179,8 @@ def pytest_collection_modifyitems(config, items):
 # Secure registration (tests/secure_devices.py): a trusted vendor CA, device certificates,
 # a device client presenting its certificate as the proxy forwards it, a pairing user, and
 # the ASGI application behind nginx (secure_frontend) for WebSockets over real TLS.
+# The audit trail (tests/audit.py): a connector with a log, one with a PKI.
+from tests.audit import busy, owner_browser, pki  # noqa: E402, F401
 from tests.secure_devices import (  # noqa: E402, F401
     alice,
     alice_browser,

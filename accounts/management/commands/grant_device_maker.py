@@ -1,7 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import services
+from accounts import audit, services
+from devices.services.events import Actor
 
 
 class Command(BaseCommand):
@@ -22,8 +23,12 @@ class Command(BaseCommand):
             user = users.get_by_natural_key(username)
         except users.model.DoesNotExist as exc:
             raise CommandError(f"No user named {username!r}.") from exc
+        actor = Actor(None, "manage.py grant_device_maker")
         if revoke:
+            was_maker = services.is_device_maker(user)
             still = services.revoke_device_maker(user)
+            if was_maker:
+                audit.log_role_revoked(user, still, actor=actor)
             if still:
                 # Exit non-zero: a script that meant to lock the user out must notice.
                 raise CommandError(
@@ -32,6 +37,7 @@ class Command(BaseCommand):
                 )
             self.stdout.write(f"{username} is no longer a device maker.")
         elif services.grant_device_maker(user):
+            audit.log_role_granted(user, actor=actor)
             self.stdout.write(f"{username} is now a device maker.")
         else:
             self.stdout.write(f"{username} was already a device maker.")
