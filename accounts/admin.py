@@ -4,8 +4,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+from django.utils import timezone
 
-from accounts import audit, services, tokens
+from accounts import audit, lockout, services, tokens
 from accounts.models import ApiToken
 from devices.services.events import Actor
 from portal.net import client_ip
@@ -61,7 +62,31 @@ class UserAdmin(auth_admin.UserAdmin):
     """
 
     list_display = [*auth_admin.UserAdmin.list_display, "device_maker"]
-    actions = ["grant_device_maker", "revoke_device_maker"]
+    actions = ["grant_device_maker", "revoke_device_maker", "lift_sign_in_lock"]
+    readonly_fields = ["sign_in_lock"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("Sign-in", {"fields": ["sign_in_lock"]})]
+
+    @admin.display(description="Sign-in lock")
+    def sign_in_lock(self, user):
+        end = lockout.lock_end("username", user.get_username())
+        if end is None:
+            return "Not locked."
+        minutes = max(1, -(-int((end - timezone.now()).total_seconds()) // 60))
+        return (
+            f"Locked after too many failed sign-ins; lifts by itself in {minutes} min, "
+            "or now with the user list's action “Lift the sign-in lock…”."
+        )
+
+    @admin.action(description="Lift the sign-in lock of the selected users", permissions=["change"])
+    def lift_sign_in_lock(self, request, queryset):
+        for user in queryset:
+            lockout.lift_lock(user.get_username(), **_audit(request))
+        self.message_user(request, "Failed sign-ins of the selected users are forgotten.")
 
     def get_queryset(self, request):
         # One query for the whole page, instead of two permission lookups per row.

@@ -6,6 +6,7 @@ DATABASE_URL, REDIS_URL and CELERY_BROKER_URL to grow into production.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -297,3 +298,32 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Sign-in lockout (django-axes; accounts/lockout.py) ------------------------------
+# Failed sign-ins on /login/ and /admin/login/ are counted per username and, apart, per
+# client address; past the limit either is refused (429, Retry-After) until its failures
+# are older than the cool-off. Counted in the database every web process shares: axes'
+# cache handler cannot reset every lock (`axes_reset`), shows nothing in the admin, and
+# axes itself refuses the file cache the laptop setup uses (check axes.W001).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out sign-in before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "accounts.lockout.SignInAttempts"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= timedelta(0):
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be positive")
+# Per account (a password tried from many addresses) and per address (one password
+# sprayed over many accounts), each on its own.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Refused attempts do not extend a lock: it lifts on time however often a stranger
+# keeps trying, and to set it again they must fail again (each an event).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "portal.net.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
+# Masked in axes' log lines and in the form data it keeps with each attempt.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
