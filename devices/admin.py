@@ -9,7 +9,6 @@ deleted here either (only retention removes them).
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import OuterRef, Subquery
 
 from connectors.models import Connector
@@ -20,10 +19,6 @@ from portal.net import client_ip
 
 def _actor(request) -> services.Actor:
     return services.Actor.of(request, "admin")
-
-
-def _shown(value) -> str:
-    return repr(str(value)) if isinstance(value, models.Model) else repr(value)
 
 
 class NoDirectDeleteMixin:
@@ -120,22 +115,10 @@ class DeviceAdmin(admin.ModelAdmin):
         messages.success(request, f"Revoked {len(devices)} device(s).")
 
     def save_model(self, request, obj, form, change):
-        before = Device.objects.get(pk=obj.pk)
+        stored = Device.objects.get(pk=obj.pk)
+        before = {name: getattr(stored, name) for name in form.changed_data}
         super().save_model(request, obj, form, change)
-        changes = "; ".join(
-            f"{name} {_shown(getattr(before, name))} → {_shown(getattr(obj, name))}"
-            for name in form.changed_data
-            if getattr(before, name) != getattr(obj, name)
-        )
-        if changes:
-            services.record_event(
-                obj.connector_id,
-                obj.identity,
-                Event.CHANGE,
-                f"changed by {_actor(request)}: {changes}",
-                client_ip(request),
-                actor=_actor(request),
-            )
+        services.log_device_changed(obj, before, actor=_actor(request), ip=client_ip(request))
 
     def delete_model(self, request, obj):
         services.delete_device(obj, actor=_actor(request), ip=client_ip(request))

@@ -162,6 +162,19 @@ def test_device_admin_actions_name_the_actor(api_client, busy):
     assert not Event.objects.filter(kind="write").exclude(actor_name="").exists()
 
 
+def test_device_changes_through_the_api_are_logged(api_client, busy):
+    url = f"/api/v1/connectors/{busy.pk}/devices/00000001/"
+    response = api_client.patch(url, {"name": "Hall", "tags": [{"name": "room", "value": "1"}]})
+    assert response.status_code == 200
+    api_client.patch(url, {"name": "Hall"})  # no change, no line
+
+    (line,) = Event.objects.filter(kind=Event.CHANGE)
+    assert (line.identity, line.actor_name) == ("00000001", "owner")
+    assert line.reason == (
+        "changed by owner via API: name '' → 'Hall'; tags [] → [{'name': 'room', 'value': '1'}]"
+    )
+
+
 def test_device_changes_in_the_admin_are_logged(admin_client, busy, other_user):
     device = Device.objects.get(identity="00000001")
     credentials = device.credentials.all()

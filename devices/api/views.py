@@ -142,6 +142,12 @@ class DeviceViewSet(
     def get_object(self):
         return self.get_device()
 
+    @transaction.atomic
+    def perform_update(self, serializer):
+        before = {name: getattr(serializer.instance, name) for name in serializer.validated_data}
+        device = serializer.save()
+        services.log_device_changed(device, before, **self.audit())
+
     def create(self, request, *args, **kwargs):
         serializer = WhitelistSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)

@@ -37,6 +37,7 @@ from devices.services.events import INSERT_EVENT, Actor, event_row, record_event
 from devices.services.lifecycle import (
     delete_device,
     expire_stale_whitelist,
+    log_device_changed,
     purge_old_records,
     reset_device,
     revoke_device,
@@ -77,6 +78,7 @@ __all__ = [
     "event_row",
     "expire_stale_whitelist",
     "get_connector",
+    "log_device_changed",
     "hash_token",
     "new_token",
     "presented_credential",

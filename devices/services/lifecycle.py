@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -63,6 +63,28 @@ def revoke_device(device: Device, *, actor: Actor | None = None, ip=None) -> Dev
         _forget_credentials(device)
     device.refresh_from_db()
     return device
+
+
+def _shown(value) -> str:
+    return repr(str(value)) if isinstance(value, models.Model) else repr(value)
+
+
+def log_device_changed(device: Device, before: dict, *, actor: Actor | None, ip=None) -> None:
+    """One `change` line naming each field (of `before`) that changed, old → new."""
+    changes = "; ".join(
+        f"{name} {_shown(old)} → {_shown(getattr(device, name))}"
+        for name, old in before.items()
+        if old != getattr(device, name)
+    )
+    if changes:
+        record_event(
+            device.connector_id,
+            device.identity,
+            Event.CHANGE,
+            f"changed by {actor}: {changes}" if actor else f"changed: {changes}",
+            ip,
+            actor=actor,
+        )
 
 
 def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> None:
