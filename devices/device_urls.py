@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from devices import device_views
 
+# Devices get a 503 text during an outage that a middleware met (portal.outage).
+handler500 = "portal.outage.server_error"
+
 urlpatterns = [
     path("provision/activate", device_views.activate, name="device-activate"),
     path("api:v1/stack/alias", device_views.alias, name="device-alias"),

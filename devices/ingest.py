@@ -9,6 +9,10 @@ whoever holds the lease next takes it again, and the mark, read under a row
 lock in the same transaction, makes every write count once.
 
 Writes of a device deleted while they were queued are dropped with it.
+
+Redis or the database going away does not stop an ingest: it logs the outage,
+waits (doubling up to BACKOFF_MAX_SECONDS) and carries on where it was, so
+writes acknowledged before or during the outage are stored once both answer.
 """
 
 import json
@@ -17,14 +21,16 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from devices.models import DataPoint, Device, Event, IngestMark
 from devices.services import write_queue
 from devices.services.events import EVENT_COLUMNS, INSERT_EVENT, event_row
+from portal.outage import BACKEND_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +38,10 @@ PROCESSING = "writes:processing"
 LEASE = "writes:lease"
 EPOCH = "writes:epoch"
 TOUCH_SECONDS = 30
+# Waits between attempts while Redis or the database is away: doubled from the
+# first to the cap, so a long outage costs a log line every half minute.
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
 
 # KEYS: queue, processing, lease, epoch. ARGV: owner, lease ms, batch size, a fresh epoch.
 # Returns nil when another ingest holds the lease, else {epoch, item, ...}: the
@@ -138,15 +148,40 @@ class Ingest:
         the ingest and PostgreSQL about twice the CPU of a batch of 1000."""
         if idle_seconds is None:
             idle_seconds = settings.INGEST_INTERVAL_MS / 1000
-        try:
-            while not stop.is_set():
+        failures, down_since = 0, 0.0
+        while not stop.is_set():
+            try:
                 handled = self.run_once()
-                if handled is None:
-                    stop.wait(min(1.0, self.lease_ms / 3000))
-                elif handled < self.batch_size:
-                    stop.wait(idle_seconds)
-        finally:
+            except BACKEND_ERRORS as exc:
+                if not failures:
+                    down_since = time.monotonic()
+                failures += 1
+                delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (failures - 1))
+                logger.warning(
+                    "ingest: %s unavailable (%s: %s); reconnecting in %.1f s (attempt %d)",
+                    _backend_name(exc), type(exc).__name__, exc, delay, failures,
+                )  # fmt: skip
+                _close_database_connection()
+                stop.wait(delay)
+                continue
+            if failures:
+                logger.warning(
+                    "ingest: reconnected after %.0f s and %d attempts",
+                    time.monotonic() - down_since, failures,
+                )  # fmt: skip
+                failures = 0
+            if handled is None:
+                stop.wait(min(1.0, self.lease_ms / 3000))
+            elif handled < self.batch_size:
+                stop.wait(idle_seconds)
+        self.release()
+
+    def release(self) -> None:
+        """Give up the lease, so a standby ingest takes over at once (not when it expires)."""
+        try:
             self._release(keys=[self._keys[2]], args=[self.owner])
+        except BACKEND_ERRORS:
+            logger.warning("ingest: could not release the lease; it expires by itself")
 
     def drain(self) -> int:
         """Store until the queue is empty (tests, `ingest --once`). Returns writes stored."""
@@ -158,6 +193,20 @@ class Ingest:
             total += handled
             if handled == 0:
                 return total
+
+
+def _backend_name(exc: Exception) -> str:
+    return "the database" if isinstance(exc, DatabaseError) else "Redis"
+
+
+def _close_database_connection() -> None:
+    """Drop a connection that may be broken; the next batch opens a fresh one."""
+    connection = connections[DataPoint.objects.db]
+    try:
+        connection.close()
+    except DatabaseError:
+        # Closing a dead connection can fail too; Django has forgotten it either way.
+        logger.debug("ingest: closing the database connection failed", exc_info=True)
 
 
 def _store_writes(writes: list) -> None:

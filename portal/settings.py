@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files from the web processes, so no separate file server is needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A view that meets a Redis or database outage answers 503 with Retry-After.
+    "portal.outage.BackendOutageMiddleware",
     "portal.middleware.DeviceHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -7,6 +7,9 @@ from devices import device_views
 from portal import health
 from portal import views as portal_views
 
+# An outage met outside a view is a 503 too (portal.outage); other errors Django's 500.
+handler500 = "portal.outage.server_error"
+
 urlpatterns = [
     path("", portal_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),

@@ -4,6 +4,11 @@
 `make run` migrates, collects static files and creates the first administrator,
 then calls this. Each child runs in its own session so that Ctrl-C reaches only
 this command, which then stops the children in order and waits for them.
+
+A child that exits is started again, after a pause that doubles while it keeps
+exiting soon after its start; one that exits RESTARTS_AT_START times in a row
+within QUICK_EXIT_SECONDS of starting stops the whole run with an error (it
+cannot start; a person must look).
 """
 
 import os
@@ -22,6 +27,11 @@ from certificates import devproxy
 from portal import setup_local
 
 STOP_GRACE_SECONDS = 15
+# A child that exits sooner than this after its start counts as failing to start.
+QUICK_EXIT_SECONDS = 30.0
+RESTARTS_AT_START = 5
+RESTART_FIRST_DELAY_SECONDS = 1.0
+RESTART_MAX_DELAY_SECONDS = 30.0
 
 
 @dataclass
@@ -31,6 +41,9 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    quick_exits: int = 0  # in a row, each sooner than QUICK_EXIT_SECONDS after its start
+    restart_at: float | None = None
 
 
 class Command(BaseCommand):
@@ -131,18 +144,58 @@ class Command(BaseCommand):
                 self.start(child)
             if self.wait_for_port(options["host"], options["port"], children, stop):
                 self.banner(options)
-            while not stop.wait(0.5):
-                failed = next((c for c in children if c.process.poll() is not None), None)
-                if failed:
-                    break
+            while not stop.wait(0.5) and not failed:
+                failed = self.supervise(children)
         finally:
             self.stop_all(children)
         if failed:
             raise CommandError(
-                f"{failed.name} exited with status {failed.process.returncode}; stopped the others"
+                f"{failed.name} exited {failed.quick_exits} times within {QUICK_EXIT_SECONDS:g} s "
+                f"of starting (last status {failed.process.returncode}); stopped the others"
             )
 
+    def supervise(self, children: list[Child]) -> Child | None:
+        """Restart children that exited, when their pause is over. Returns a child
+        that keeps failing at start (the run then stops), else None."""
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    self.start(child)
+                    self.say("run", f"{child.name} restarted (pid {child.process.pid})")
+                continue
+            status = child.process.poll()
+            if status is None:
+                continue
+            # What the child left behind (a Celery pool, gunicorn workers) goes with it.
+            self.kill_group(child)
+            ran = now - child.started_at
+            # A child that ran a while starts over with the shortest pause.
+            child.quick_exits = child.quick_exits + 1 if ran < QUICK_EXIT_SECONDS else 0
+            if child.quick_exits >= RESTARTS_AT_START:
+                self.say("run", f"{child.name} exited with status {status} again; giving up")
+                return child
+            delay = min(
+                RESTART_MAX_DELAY_SECONDS, RESTART_FIRST_DELAY_SECONDS * 2**child.quick_exits
+            )
+            self.say(
+                "run",
+                f"{child.name} exited with status {status} after {ran:.0f} s; "
+                f"restarting it in {delay:g} s",
+            )
+            child.restart_at = now + delay
+        return None
+
+    @staticmethod
+    def kill_group(child: Child) -> None:
+        try:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def start(self, child: Child) -> None:
+        child.started_at = time.monotonic()
         child.process = subprocess.Popen(
             child.argv,
             cwd=settings.BASE_DIR,
@@ -154,11 +207,13 @@ class Command(BaseCommand):
             errors="replace",
             start_new_session=True,
         )
-        threading.Thread(target=self.relay, args=(child,), daemon=True).start()
+        # The process, not the child: a restart replaces child.process.
+        threading.Thread(target=self.relay, args=(child.name, child.process), daemon=True).start()
 
-    def relay(self, child: Child) -> None:
-        for line in child.process.stdout:
-            self.say(child.name, line.rstrip("\n"))
+    def relay(self, name: str, process: subprocess.Popen) -> None:
+        with process.stdout:
+            for line in process.stdout:
+                self.say(name, line.rstrip("\n"))
 
     def say(self, name: str, line: str) -> None:
         with self.output_lock:
