@@ -12,33 +12,36 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import setup_local
+from portal.configuration import Environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Importing the settings only reads: the keys and folders of the laptop setup are
 # made by `python -m portal.setup_local` (make run and the test suite run it first).
 env = setup_local.read_env()
+# Every value below is parsed here: a bad one stops the start, naming the variable.
+config = Environment(env)
 VAR_DIR = setup_local.var_dir(env)
 # Django's signing key; in production set it (SECRET_KEY_FILE), identical on every host.
 SECRET_KEY = setup_local.read_key(env, VAR_DIR, "SECRET_KEY")
 # Seals connector CA private keys at rest; set it in production and back it up.
 CA_KEY_ENCRYPTION_KEY = setup_local.read_key(env, VAR_DIR, "CA_KEY_ENCRYPTION_KEY")
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = config.boolean("DEBUG", default=False)
 
 # Devices reach their connector at <connector-id>.<DEVICE_DOMAIN>.
-DEVICE_DOMAIN = env.str("DEVICE_DOMAIN", default="devices.localhost").lower().strip(".")
+DEVICE_DOMAIN = config.domain("DEVICE_DOMAIN", default="devices.localhost")
 # Device hosts first: they carry nearly every request, and Django checks each
 # request's Host against this list in order (twice per request).
-ALLOWED_HOSTS = [f".{DEVICE_DOMAIN}"] + env.list(
+ALLOWED_HOSTS = [f".{DEVICE_DOMAIN}"] + config.names(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = config.origins("CSRF_TRUSTED_ORIGINS", default=[])
 # Proxies whose X-Forwarded-For (and, later, client-certificate header) is believed.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+TRUSTED_PROXIES = config.addresses("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 # When set, a request counts as from the proxy only if it also carries this secret
 # (nginx sends it, see deploy/nginx/): other processes that can reach the app port
 # cannot pose as the proxy. PROXY_SHARED_SECRET_FILE works too.
-PROXY_SHARED_SECRET = env.str("PROXY_SHARED_SECRET", default="")
+PROXY_SHARED_SECRET = config.secret("PROXY_SHARED_SECRET")
 # The proxy terminates TLS and always overwrites this header (deploy/nginx/).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -96,9 +99,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gatehouse.sqlite3'}"),
+    "default": config.database(
+        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gatehouse.sqlite3'}"
+    ),
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_MAX_AGE", config.integer("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend with a health check that needs no round trip (portal/db/).
@@ -115,7 +120,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = config.url("REDIS_URL", default="", schemes={"redis", "rediss", "unix"})
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -132,7 +137,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-PASSWORD_HASHERS = env.list(
+PASSWORD_HASHERS = config.dotted_paths(
     "PASSWORD_HASHERS",
     default=[
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -144,29 +149,29 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+TIME_ZONE = config.time_zone("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+STATIC_ROOT = Path(config.text("STATIC_ROOT", default=str(VAR_DIR / "static")))
+MEDIA_ROOT = Path(config.text("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # CSV whitelist imports (§4). Uploads and error reports live under MEDIA_ROOT,
 # which web and worker processes must share. A million rows with tags and no
 # certificates is about 100 MB.
-IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=512 * 1024 * 1024)
+IMPORT_MAX_BYTES = config.integer("IMPORT_MAX_BYTES", default=512 * 1024 * 1024, minimum=1)
 # Files up to this size are imported during the upload request; larger ones on a worker.
-IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=1024 * 1024)
+IMPORT_INLINE_MAX_BYTES = config.integer("IMPORT_INLINE_MAX_BYTES", default=1024 * 1024)
 # Rows per whitelist lookup, progress update and write batch.
-IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=5000)
+IMPORT_BATCH_SIZE = config.integer("IMPORT_BATCH_SIZE", default=5000, minimum=1)
 # Errors kept on the import row; the full list is in the downloadable report.
-IMPORT_MAX_STORED_ERRORS = env.int("IMPORT_MAX_STORED_ERRORS", default=1000)
+IMPORT_MAX_STORED_ERRORS = config.integer("IMPORT_MAX_STORED_ERRORS", default=1000)
 # An import without progress this long lost its worker and is failed; a pending
 # one no worker took is queued again. Progress arrives every IMPORT_BATCH_SIZE rows.
-IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=900)
+IMPORT_STALL_SECONDS = config.integer("IMPORT_STALL_SECONDS", default=900, minimum=1)
 
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+SESSION_COOKIE_SECURE = config.boolean("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REST_FRAMEWORK = {
@@ -199,46 +204,56 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Device API limits. A rate is "<count>/<seconds>".
-RATE_LIMIT_ACTIVATE = env.str("RATE_LIMIT_ACTIVATE", default="10/60")  # per identity
-RATE_LIMIT_ACTIVATE_IP = env.str("RATE_LIMIT_ACTIVATE_IP", default="1200/60")  # per source IP
-RATE_LIMIT_WRITE = env.str("RATE_LIMIT_WRITE", default="600/60")  # per device
-RATE_LIMIT_AUTH_FAILURES = env.str("RATE_LIMIT_AUTH_FAILURES", default="30/60")  # per source IP
-DEVICE_MAX_BODY_BYTES = env.int("DEVICE_MAX_BODY_BYTES", default=64 * 1024)
-LONG_POLL_MAX_SECONDS = env.float("LONG_POLL_MAX_SECONDS", default=60.0)
-LONG_POLL_INTERVAL_SECONDS = env.float("LONG_POLL_INTERVAL_SECONDS", default=0.25)
+RATE_LIMIT_ACTIVATE = config.rate("RATE_LIMIT_ACTIVATE", default="10/60")  # per identity
+RATE_LIMIT_ACTIVATE_IP = config.rate("RATE_LIMIT_ACTIVATE_IP", default="1200/60")  # per source IP
+RATE_LIMIT_WRITE = config.rate("RATE_LIMIT_WRITE", default="600/60")  # per device
+RATE_LIMIT_AUTH_FAILURES = config.rate("RATE_LIMIT_AUTH_FAILURES", default="30/60")  # per source IP
+DEVICE_MAX_BODY_BYTES = config.integer("DEVICE_MAX_BODY_BYTES", default=64 * 1024, minimum=1)
+LONG_POLL_MAX_SECONDS = config.number("LONG_POLL_MAX_SECONDS", default=60.0)
+LONG_POLL_INTERVAL_SECONDS = config.number("LONG_POLL_INTERVAL_SECONDS", default=0.25, minimum=0.01)
 # How long a verified device password is remembered (keyed by a hash of what was sent).
-CREDENTIAL_CACHE_SECONDS = env.int("CREDENTIAL_CACHE_SECONDS", default=300)
+CREDENTIAL_CACHE_SECONDS = config.integer("CREDENTIAL_CACHE_SECONDS", default=300)
 # Queued device writes: a Token or Basic write whose credential a web process has
 # verified before is accepted in one Redis round trip and stored in batches by
 # `manage.py ingest`, which must then run (make run starts it). Needs REDIS_URL.
-DEVICE_WRITE_QUEUE = env.bool("DEVICE_WRITE_QUEUE", default=False)
+DEVICE_WRITE_QUEUE = config.boolean("DEVICE_WRITE_QUEUE", default=False)
 # Past this many queued writes (an ingest that is down or behind), writes are stored directly.
-DEVICE_WRITE_QUEUE_MAX = env.int("DEVICE_WRITE_QUEUE_MAX", default=1_000_000)
-INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=1000)
+DEVICE_WRITE_QUEUE_MAX = config.integer("DEVICE_WRITE_QUEUE_MAX", default=1_000_000, minimum=1)
+INGEST_BATCH_SIZE = config.integer("INGEST_BATCH_SIZE", default=1000, minimum=1)
 # The ingest's pause after a batch that was not full: longer pauses make fewer,
 # larger transactions; queued values are readable by devices meanwhile.
-INGEST_INTERVAL_MS = env.int("INGEST_INTERVAL_MS", default=250)
+INGEST_INTERVAL_MS = config.integer("INGEST_INTERVAL_MS", default=250)
 # /healthz answers 503 once the oldest queued write has waited longer than this:
 # the ingest is not running or cannot keep up.
-INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=60)
+INGEST_STALE_SECONDS = config.integer("INGEST_STALE_SECONDS", default=60, minimum=1)
 if DEVICE_WRITE_QUEUE and not REDIS_URL:
     raise ImproperlyConfigured("DEVICE_WRITE_QUEUE needs Redis: set REDIS_URL")
-EXPIRY_SWEEP_SECONDS = env.float("EXPIRY_SWEEP_SECONDS", default=60.0)
-EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=1000)
+EXPIRY_SWEEP_SECONDS = config.number("EXPIRY_SWEEP_SECONDS", default=60.0, minimum=1.0)
+EXPIRY_BATCH_SIZE = config.integer("EXPIRY_BATCH_SIZE", default=1000, minimum=1)
 # Retention in days for the event log and device data; 0 keeps them forever.
-EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
-DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
+EVENT_RETENTION_DAYS = config.integer("EVENT_RETENTION_DAYS", default=90)
+DATA_RETENTION_DAYS = config.integer("DATA_RETENTION_DAYS", default=365)
 
 # Secure registration and messages (§3.3).
-REGISTRATION_WINDOW_SECONDS = env.int("REGISTRATION_WINDOW_SECONDS", default=15 * 60)
+REGISTRATION_WINDOW_SECONDS = config.integer(
+    "REGISTRATION_WINDOW_SECONDS", default=15 * 60, minimum=1
+)
 # After the user pairs, the device has at least this long to complete.
-REGISTRATION_COMPLETION_SECONDS = env.int("REGISTRATION_COMPLETION_SECONDS", default=10 * 60)
-RATE_LIMIT_REGISTRATION = env.str("RATE_LIMIT_REGISTRATION", default="10/60")  # per certificate
-PAIRING_MAX_ATTEMPTS = env.int("PAIRING_MAX_ATTEMPTS", default=5)  # wrong guesses per request
-RATE_LIMIT_PAIRING_FAILURES = env.str("RATE_LIMIT_PAIRING_FAILURES", default="5/900")  # per user
-RATE_LIMIT_MESSAGES = env.str("RATE_LIMIT_MESSAGES", default="100/60")  # per device
-RATE_LIMIT_MESSAGES_DAILY = env.str("RATE_LIMIT_MESSAGES_DAILY", default="1000/86400")
-WEBSOCKET_MAX_ERRORS = env.int("WEBSOCKET_MAX_ERRORS", default=3)  # then the socket is closed
+REGISTRATION_COMPLETION_SECONDS = config.integer(
+    "REGISTRATION_COMPLETION_SECONDS", default=10 * 60, minimum=1
+)
+RATE_LIMIT_REGISTRATION = config.rate("RATE_LIMIT_REGISTRATION", default="10/60")  # per certificate
+PAIRING_MAX_ATTEMPTS = config.integer(
+    "PAIRING_MAX_ATTEMPTS", default=5, minimum=1
+)  # wrong guesses per request
+RATE_LIMIT_PAIRING_FAILURES = config.rate(
+    "RATE_LIMIT_PAIRING_FAILURES", default="5/900"
+)  # per user
+RATE_LIMIT_MESSAGES = config.rate("RATE_LIMIT_MESSAGES", default="100/60")  # per device
+RATE_LIMIT_MESSAGES_DAILY = config.rate("RATE_LIMIT_MESSAGES_DAILY", default="1000/86400")
+WEBSOCKET_MAX_ERRORS = config.integer(
+    "WEBSOCKET_MAX_ERRORS", default=3, minimum=1
+)  # then the socket is closed
 # WebSocket groups: Redis when there is one, so every ASGI process reaches every socket.
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -252,7 +267,11 @@ else:
 
 # Celery: Redis in production; with nothing configured, a broker kept in files
 # under var/ so a laptop runs the real worker and scheduler with no server.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = config.url(
+    "CELERY_BROKER_URL",
+    default=REDIS_URL or "filesystem://",
+    schemes={"redis", "rediss", "filesystem", "amqp", "amqps", "pyamqp", "sqs", "memory"},
+)
 if CELERY_BROKER_URL == "filesystem://":
     # The folders are made by portal.setup_local (make run) or by whoever points here.
     _broker_dir = VAR_DIR / "broker"
@@ -264,7 +283,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER = config.boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -292,7 +311,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = config.log_level("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -315,10 +334,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "accounts.lockout.SignInAttempts"
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= timedelta(0):
-    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be positive")
+AXES_FAILURE_LIMIT = config.integer("LOGIN_FAILURE_LIMIT", default=10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=config.integer("LOGIN_LOCKOUT_MINUTES", default=15, minimum=1)
+)
 # Per account (a password tried from many addresses) and per address (one password
 # sprayed over many accounts), each on its own.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
