@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under ASGI, WhiteNoise's files (and any streaming view) are read from a thread.
+    "portal.streaming.AsyncStreamingMiddleware",
     # Serves collected static files from the web processes, so no separate file server is needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A view that meets a Redis or database outage answers 503 with Retry-After.

@@ -22,8 +22,9 @@ from django.db import connection
 
 from portal.celery import app
 
-STOP_SECONDS = 15
-READY_SECONDS = 30
+# Generous: they only end a test whose processes are broken, not one on a busy machine.
+STOP_SECONDS = 60
+READY_SECONDS = 120
 
 
 def url_of_test_database() -> str:

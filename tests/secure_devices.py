@@ -6,6 +6,7 @@ import json
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -181,19 +182,13 @@ class Frontend:
     ca_file: Path  # verifies nginx's server certificate
 
 
-@pytest.fixture
-def asgi_server(transactional_db):
-    """portal.asgi (HTTP and WebSockets) served by uvicorn on a free loopback port.
+# Generous: only a broken server takes this long, a busy machine may take a while.
+SERVER_SECONDS = 60
 
-    In a thread of this process, so it uses the test database and settings.
-    """
-    from portal.asgi import application
 
-    database = connections["default"].settings_dict
-    kept_age = database["CONN_MAX_AGE"]
-    # The server's threads close their connections after each request, so the test
-    # database can be flushed (and on PostgreSQL dropped) when the test ends.
-    database["CONN_MAX_AGE"] = 0
+@contextmanager
+def serving(application):
+    """`application` served by uvicorn on a free loopback port, in a thread of this process."""
     port = devproxy.free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -209,15 +204,38 @@ def asgi_server(transactional_db):
     )
     thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + SERVER_SECONDS
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    database["CONN_MAX_AGE"] = kept_age
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=SERVER_SECONDS)
+        if thread.is_alive():
+            pytest.fail("uvicorn did not stop")
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """portal.asgi (HTTP and WebSockets) served by uvicorn on a free loopback port.
+
+    In a thread of this process, so it uses the test database and settings.
+    """
+    from portal.asgi import application
+
+    database = connections["default"].settings_dict
+    kept_age = database["CONN_MAX_AGE"]
+    # The server's threads close their connections after each request, so the test
+    # database can be flushed (and on PostgreSQL dropped) when the test ends.
+    database["CONN_MAX_AGE"] = 0
+    try:
+        with serving(application) as address:
+            yield address
+    finally:
+        database["CONN_MAX_AGE"] = kept_age
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def activate_all_at_once(connector, identity, password=None) -> list[tuple[int, 
     def activate():
         client = DeviceClient(connector)
         try:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=60)
             response = client.activate(identity, password)
             return response.status_code, response.content.decode()
         finally:

@@ -98,7 +98,7 @@ def test_concurrent_sweeps_handle_each_entry_exactly_once(connector):
 
     def sweep():
         try:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=60)
             return services.expire_stale_whitelist(batch_size=7)
         finally:
             connection.close()

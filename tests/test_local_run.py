@@ -17,7 +17,10 @@ from devices import services
 from devices.models import Device
 from tests.processes import Processes, free_port
 
-START_SECONDS = 60
+# Generous limits: they only end a test that is broken, never one on a busy machine
+# (a first request may wait out SQLite's lock timeout while the worker migrates its tables).
+START_SECONDS = 180
+REQUEST_SECONDS = 120
 
 
 def run_ensure_admin() -> str:
@@ -68,7 +71,7 @@ def post_form(url: str, body: str, host: str | None = None):
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if host:
         headers["Host"] = host
-    return urlopen(Request(url, data=body.encode(), headers=headers), timeout=10)
+    return urlopen(Request(url, data=body.encode(), headers=headers), timeout=REQUEST_SECONDS)
 
 
 @pytest.mark.worker
@@ -107,7 +110,7 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
         # The ASGI server (WebSockets) serves plain HTTP too; it may still be starting.
         while True:
             try:
-                asgi = urlopen(f"http://127.0.0.1:{asgi_port}/timestamp", timeout=10)
+                asgi = urlopen(f"http://127.0.0.1:{asgi_port}/timestamp", timeout=REQUEST_SECONDS)
                 break
             except URLError:
                 processes.assert_alive()

@@ -24,6 +24,9 @@ from tests.tls import make_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# How long to wait for the consumer's reply: generous, only a broken consumer takes this long.
+REPLY_SECONDS = 60
+
 
 class DeviceSocket(ApplicationCommunicator):
     """A device's WebSocket as the TLS proxy forwards it: the certificate in a header.
@@ -49,7 +52,7 @@ class DeviceSocket(ApplicationCommunicator):
 
     async def connect(self) -> bool:
         await self.send_input({"type": "websocket.connect"})
-        return (await self.receive_output(timeout=5))["type"] == "websocket.accept"
+        return (await self.receive_output(timeout=REPLY_SECONDS))["type"] == "websocket.accept"
 
     async def ask(self, frame) -> dict:
         text = frame if isinstance(frame, str) else json.dumps(frame)
@@ -57,13 +60,13 @@ class DeviceSocket(ApplicationCommunicator):
         return await self.receive_json()
 
     async def receive_json(self) -> dict:
-        output = await self.receive_output(timeout=5)
+        output = await self.receive_output(timeout=REPLY_SECONDS)
         assert output["type"] == "websocket.send", output
         return json.loads(output["text"])
 
     async def disconnect(self) -> None:
         await self.send_input({"type": "websocket.disconnect", "code": 1000})
-        await self.wait(timeout=5)
+        await self.wait(timeout=REPLY_SECONDS)
 
 
 def run(scenario):
@@ -139,7 +142,7 @@ def test_bad_json_gets_an_error_frame_and_repeated_errors_close_the_socket(
             assert reply["error"]["code"] == 400
         reply = await socket.ask({"type": "subscribe"})
         assert reply["error"]["code"] == 400
-        closed = await socket.receive_output(timeout=5)
+        closed = await socket.receive_output(timeout=REPLY_SECONDS)
         assert closed == {"type": "websocket.close", "code": POLICY_VIOLATION}
 
     run(scenario)
@@ -199,7 +202,7 @@ def test_releasing_the_device_closes_its_open_socket(registered, device_certific
         await database_sync_to_async(secure_devices.release_device)(alice, device, "127.0.0.1")
         reply = await socket.receive_json()
         assert reply["error"]["code"] == 401
-        closed = await socket.receive_output(timeout=5)
+        closed = await socket.receive_output(timeout=REPLY_SECONDS)
         assert closed == {"type": "websocket.close", "code": POLICY_VIOLATION}
 
     run(scenario)

@@ -19,7 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-STEP_TIMEOUT_MS = 10_000
+# How long Playwright waits for a page or an element: generous, for a busy machine.
+STEP_TIMEOUT_MS = 60_000
 
 
 def pytest_collection_modifyitems(config, items):
