@@ -174,6 +174,21 @@ def lift_lock(username: str, *, actor: Actor, ip=None) -> None:
     record_event(None, username, Event.CHANGE, f"sign-in lock lifted by {actor}", ip, actor=actor)
 
 
+def forget_attempts(attempts, *, actor: Actor, ip=None) -> None:
+    """Delete counted failures (axes' rows), which lifts the locks they made."""
+    for attempt in attempts:
+        with transaction.atomic():
+            record_event(
+                None,
+                attempt.username or "",
+                Event.CHANGE,
+                f"sign-in failures from {attempt.ip_address} forgotten by {actor}",
+                ip,
+                actor=actor,
+            )
+            attempt.delete()
+
+
 def _minutes(delta: timedelta) -> int:
     return max(1, -(-int(delta.total_seconds()) // 60))
 
