@@ -34,6 +34,7 @@ from connectors.models import Connector
 from devices.models import Credential, Device, Event
 from devices.services import record_event
 from devices.services.events import Actor
+from portal.errors import Refusal
 
 CA_DAYS = 3650
 DEVICE_CERTIFICATE_DAYS = 3650
@@ -49,14 +50,8 @@ MAX_TOPIC_LENGTH = 256
 KEY_TYPE_NAMES = dict(KEY_TYPES)
 
 
-class CertificateError(Exception):
+class CertificateError(Refusal):
     """Base of every refusal of the certificate services; the message says why."""
-
-    default_message = "refused"
-
-    def __init__(self, message: str = ""):
-        super().__init__(message or self.default_message)
-        self.message = message or self.default_message
 
 
 class InvalidInput(CertificateError):

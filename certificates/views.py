@@ -2,6 +2,8 @@
 public CA certificate and CRL.
 """
 
+import re
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.contrib import messages
@@ -21,16 +23,20 @@ from certificates.models import (
     RevokedCertificate,
     TrustAnchor,
 )
-from connectors.models import Connector
+from connectors.models import CONNECTOR_ID_PATTERN, Connector
 from connectors.views import connector_context, get_connector
 from devices.models import Device
 from devices.services.events import Actor
 from portal.net import client_ip
 
 ISSUED_ON_PAGE = 50
+CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 
 
 def _authority_or_404(connector_id: str) -> CertificateAuthority:
+    # Only a well-formed id reaches the database (a NUL byte would upset PostgreSQL).
+    if not CONNECTOR_ID.fullmatch(connector_id):
+        raise Http404("no certificate authority")
     authority = CertificateAuthority.objects.filter(connector_id=connector_id).first()
     if authority is None:
         raise Http404("no certificate authority")

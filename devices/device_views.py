@@ -15,6 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from devices import services
 from devices.services import write_queue
+from portal import inputs
+from portal.errors import status_for
 from portal.net import client_certificate, client_ip
 
 STATUS_BY_ERROR = {
@@ -41,7 +43,7 @@ def _refusal(exc: Exception) -> HttpResponse:
         response["Retry-After"] = str(exc.retry_after)
         return response
     # The nearest listed class decides; a refusal not listed is a plain 400.
-    status = next((STATUS_BY_ERROR[k] for k in type(exc).__mro__ if k in STATUS_BY_ERROR), 400)
+    status = status_for(exc, STATUS_BY_ERROR)
     if status == 401:
         # Never a hint which part of the credentials was wrong.
         response = _text("unauthorized", 401)
@@ -73,11 +75,16 @@ def _form_pairs(request) -> list[tuple[str, str]] | HttpResponse:
         # limit far below Django's DATA_UPLOAD_MAX_MEMORY_SIZE, and nothing else
         # reads a device request's body (the view parses it once).
         text = request.read(length).decode(request.encoding or "utf-8")
-        return parse_qsl(
+        pairs = parse_qsl(
             text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=256
         )
     except (UnicodeDecodeError, ValueError, LookupError):
         return _text("body is not valid form encoding", 400)
+    for name, value in pairs:
+        problem = inputs.text_problem(name) or inputs.text_problem(value)
+        if problem:
+            return _text(f"{problem} in form fields", 400)
+    return pairs
 
 
 def _connector_id(request, connector_id: str | None) -> str:

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a NUL in a URL is refused before any lookup could pass it to the database.
+    "portal.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Under ASGI, WhiteNoise's files (and any streaming view) are read from a thread.
     "portal.streaming.AsyncStreamingMiddleware",

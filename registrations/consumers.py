@@ -14,6 +14,8 @@ from channels.generic.websocket import WebsocketConsumer
 from django.conf import settings
 from django.http import HttpRequest
 
+from portal import inputs
+from portal.errors import status_for
 from portal.net import client_certificate, client_ip
 from registrations import secure_devices, services
 from registrations.device_views import STATUS_BY_ERROR
@@ -73,6 +75,10 @@ class SecureDeviceConsumer(WebsocketConsumer):
         if not isinstance(frame, dict):
             self._refuse(400, "the frame must be a JSON object")
             return
+        problem = inputs.json_problem(frame)
+        if problem:
+            self._refuse(400, f"the frame cannot be accepted: {problem}")
+            return
         cid = frame.get("cid")
         try:
             if frame.get("type") == "register":
@@ -84,7 +90,7 @@ class SecureDeviceConsumer(WebsocketConsumer):
         except services.RateLimited as exc:
             self._refuse(429, f"too many requests; retry after {exc.retry_after} s", cid)
         except services.RegistrationError as exc:
-            self._refuse(STATUS_BY_ERROR[type(exc)], exc.message, cid)
+            self._refuse(status_for(exc, STATUS_BY_ERROR), exc.message, cid)
 
     def _register(self, frame: dict, cid) -> None:
         authorization = frame.get("Authorization")

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from portal import inputs
+from portal.errors import status_for
 from portal.net import client_certificate, client_ip
 from registrations import secure_devices, services
 from registrations.models import Message, Registration
@@ -46,7 +48,7 @@ def _refusal(exc: Exception) -> JsonResponse:
         if isinstance(exc, secure_devices.MessagesRateLimited):
             _quota_headers(response, exc.quota)
         return response
-    status = STATUS_BY_ERROR[type(exc)]
+    status = status_for(exc, STATUS_BY_ERROR)
     response = _error(status, exc.message)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="device"'
@@ -72,6 +74,9 @@ def _json_body(request) -> dict:
         raise services.InvalidRequest("the body is not valid JSON (or nests too deeply)") from exc
     if not isinstance(body, dict):
         raise services.InvalidRequest("the body must be a JSON object")
+    problem = inputs.json_problem(body)
+    if problem:
+        raise services.InvalidRequest(f"the body cannot be accepted: {problem}")
     return body
 
 
@@ -80,7 +85,9 @@ def _secure_endpoint(*methods):
 
     def wrap(view):
         @csrf_exempt
-        def handle(request, *args, **kwargs):
+        def handle(request, *args, connector_id=None, **kwargs):
+            # Under /c/<connector-id>/ (or the connector's device host) the prefix only
+            # routes: the certificate, the registration and the access token decide.
             if request.method not in methods:
                 response = _error(405, f"use {' or '.join(methods)}")
                 response["Allow"] = ", ".join(methods)

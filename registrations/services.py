@@ -34,6 +34,7 @@ from devices import services as device_services
 from devices.models import Device, Event
 from devices.services.credentials import hash_token
 from portal import ratelimit
+from portal.errors import Refusal
 from registrations.models import Registration, SecureDevice
 
 logger = logging.getLogger(__name__)
@@ -57,14 +58,8 @@ PAIR = "pair"
 PAIR_FAILED = "pair_failed"
 
 
-class RegistrationError(Exception):
+class RegistrationError(Refusal):
     """Base of every refusal in secure registration, pairing and messaging."""
-
-    default_message = "refused"
-
-    def __init__(self, message: str = ""):
-        super().__init__(message or self.default_message)
-        self.message = message or self.default_message
 
 
 class InvalidRequest(RegistrationError):

@@ -20,6 +20,7 @@ from certificates.api.serializers import (
 from certificates.models import IssuedCertificate, TrustAnchor
 from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import ConnectorScopedMixin
+from portal.errors import status_for
 
 # One table for every caller of the certificate services over JSON.
 STATUS_BY_ERROR = {
@@ -32,7 +33,7 @@ STATUS_BY_ERROR = {
 
 
 def status_of(error: services.CertificateError) -> int:
-    return next(STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in STATUS_BY_ERROR)
+    return status_for(error, STATUS_BY_ERROR)
 
 
 class Refused(exceptions.APIException):

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from connectors.api.views import CONNECTOR_ID, ConnectorScopedMixin
 from devices import imports, services
 from devices.models import WhitelistImport
+from portal.errors import status_for
 
 STATUS_BY_ERROR = {
     imports.ImportTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -73,9 +74,7 @@ class Refused(exceptions.APIException):
     """A refusal from `devices.imports`, with the status from STATUS_BY_ERROR."""
 
     def __init__(self, error: services.DeviceError):
-        self.status_code = next(
-            STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in STATUS_BY_ERROR
-        )
+        self.status_code = status_for(error, STATUS_BY_ERROR)
         super().__init__(error.message)
 
 

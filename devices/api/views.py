@@ -27,6 +27,7 @@ from devices.api.serializers import (
     WhitelistSerializer,
 )
 from devices.models import DataPoint, Device, Event
+from portal.errors import status_for
 from portal.net import client_ip
 
 STATUS_BY_ERROR = {
@@ -49,10 +50,7 @@ class Refused(exceptions.APIException):
     """A domain refusal from `devices.services`, with the status from STATUS_BY_ERROR."""
 
     def __init__(self, error: services.DeviceError):
-        status_code = next(
-            STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in STATUS_BY_ERROR
-        )
-        self.status_code = status_code
+        self.status_code = status_for(error, STATUS_BY_ERROR)
         super().__init__(error.message)
 
 

@@ -39,6 +39,9 @@ def _parse_authorization(header: str) -> tuple[str, str, str]:
         except (ValueError, UnicodeDecodeError) as exc:
             raise AuthenticationFailed() from exc
         identity, sep, secret = decoded.partition(":")
+        if "\x00" in decoded:
+            # No identity or secret holds one; refused before it reaches a lookup or the log.
+            raise AuthenticationFailed()
         if sep and secret:
             return ("password", identity, secret) if identity else ("token", "", secret)
     raise AuthenticationFailed()

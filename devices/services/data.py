@@ -13,7 +13,7 @@ from devices.models import DataPoint, Device, Event
 from devices.services import write_queue
 from devices.services.errors import InvalidData
 from devices.services.events import INSERT_EVENT, event_row
-from portal import ratelimit
+from portal import inputs, ratelimit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,9 +31,12 @@ def check_value(fmt: str, value: str) -> None:
             raise InvalidData(f"{value!r} is not a boolean (true, false, 1 or 0)")
     elif fmt == Resource.JSON:
         try:
-            json.loads(value)
-        except ValueError as exc:
-            raise InvalidData(f"{value!r} is not JSON") from exc
+            parsed = json.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidData(f"{value[:100]!r} is not JSON (or nests too deeply)") from exc
+        problem = inputs.json_problem(parsed)
+        if problem:
+            raise InvalidData(problem)
 
 
 _resource_formats_memo: dict[str, tuple[int, dict[str, str]]] = {}

@@ -1,16 +1,11 @@
 """Refusals a device or an admin can be told about; each API maps them to a status."""
 
 from portal import ratelimit
+from portal.errors import Refusal
 
 
-class DeviceError(Exception):
+class DeviceError(Refusal):
     """Base of every refusal a device or an admin can be told about."""
-
-    default_message = "refused"
-
-    def __init__(self, message: str = ""):
-        super().__init__(message or self.default_message)
-        self.message = message or self.default_message
 
 
 class ConnectorNotFound(DeviceError):

@@ -7,6 +7,7 @@ from django.db import connections
 from django.utils import timezone
 
 from devices.models import Event
+from portal import inputs
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None, ac
     user = actor.user if actor is not None else None
     return [
         connector_id,
-        identity[:160],
+        _storable(identity[:160]),
         kind,
-        reason[:500],
+        _storable(reason[:500]),
         # A validated address as text (portal.net.client_ip) or None: the column
         # reads it as it is, so it is not parsed again on every event.
         ip,
@@ -66,6 +67,14 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None, ac
         user.pk if user is not None else None,
         actor.name[:150] if actor is not None else "",
     ]
+
+
+def _storable(text: str) -> str:
+    """`text` as PostgreSQL stores it: reasons quote what a caller presented, and the
+    log must record a refusal even when that held NUL characters or lone surrogates."""
+    if inputs.text_problem(text) is None:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 EVENT_COLUMNS = tuple(
