@@ -79,6 +79,13 @@ def retry_after(rate: Rate, now: float) -> int:
     return max(1, int((window + 1) * rate.seconds - now) + 1)
 
 
+def _decr(cache_key: str) -> None:
+    try:
+        cache.decr(cache_key)
+    except ValueError:
+        pass  # its window ended, and the counter with it
+
+
 def _incr(cache_key: str, rate: Rate) -> int:
     # The first request of a window creates the key (add() loses gracefully
     # to a concurrent creator).
@@ -188,18 +195,34 @@ def spend_all(checks: list[tuple[str, str, Rate]], now: float | None = None) -> 
         if isinstance(result, int):
             raise RateLimited(retry_after=retry_after(keyed[-result - 1][1], now))
         return [rate.count - used for (_, rate), used in zip(keyed, result, strict=True)]
-    # Other caches (the laptop default): look, then count.
+    # Other caches (the laptop default): count first, then look, and give the
+    # counts back if any is past its rate. Two requests can then never both see
+    # room for the last one, as far as the cache's incr() is atomic (it is within
+    # a process; the file cache's is not across processes).
+    remaining, counted = [], []
     for cache_key, rate in keyed:
-        if (cache.get(cache_key) or 0) >= rate.count:
+        used = _incr(cache_key, rate)
+        counted.append(cache_key)
+        if used > rate.count:
+            for taken in counted:
+                _decr(taken)
             raise RateLimited(retry_after=retry_after(rate, now))
-    return [max(rate.count - _incr(cache_key, rate), 0) for cache_key, rate in keyed]
+        remaining.append(rate.count - used)
+    return remaining
 
 
-def peek(scope: str, key: str, rate: Rate) -> None:
-    """Raise RateLimited if (scope, key) is over its rate, without counting."""
+def peek(scope: str, key: str, rate: Rate, read: list[str] = ()) -> list:
+    """Raise RateLimited if (scope, key) is over its rate, without counting.
+
+    Returns the values cached under `read` (None where missing), read in the same
+    round trip as the counter.
+    """
     now = time.time()
-    if (cache.get(_window_key(scope, key, rate, now)) or 0) >= rate.count:
+    window_key = _window_key(scope, key, rate, now)
+    found = cache.get_many([window_key, *read])
+    if (found.get(window_key) or 0) >= rate.count:
         raise RateLimited(retry_after=retry_after(rate, now))
+    return [found.get(name) for name in read]
 
 
 # KEYS: one window counter. Decrements it only while it exists: a counter whose
@@ -226,10 +249,7 @@ class Spent:
         if hasattr(cache, "raw_client"):
             _give_back([cache.make_key(self.window_key)], [])
             return
-        try:
-            cache.decr(self.window_key)
-        except ValueError:
-            pass  # its window ended, and the counter with it
+        _decr(self.window_key)
 
 
 def spend(scope: str, key: str, rate: Rate) -> Spent:

@@ -115,9 +115,9 @@ def _device_by_token(connector_id: str, token: str) -> Device | None:
     )
 
 
-def _remembered_password_device(connector_id: str, key: str) -> Device | None:
-    """A device whose password was verified recently under its current credential version."""
-    remembered = cache.get(key)
+def _remembered_password_device(connector_id: str, remembered) -> Device | None:
+    """The device a recent password verification found (`remembered`, read from the
+    cache), if it still has the credential version it was verified under."""
     if remembered is None:
         return None
     device_pk, version = remembered
@@ -199,6 +199,12 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
     device never learns which part was wrong; the event log does.
     Without an Authorization header, a TLS client `certificate` authenticates
     (and in certificate mode provisions on first use: certificates.device_auth).
+
+    An address past RATE_LIMIT_AUTH_FAILURES is refused before any credential is
+    looked up, so the right one answers 429 like every other. A slow password
+    hash is counted against the address before it runs (and given back when the
+    password was right): however many requests arrive at once, no more hashes
+    run than the limit allows.
     """
     if not CONNECTOR_ID.fullmatch(connector_id or ""):
         raise ConnectorNotFound()
@@ -208,23 +214,27 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
 
         return authenticate_certificate(connector_id, certificate, ip)
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
-    identity = ""
+    identity, counted = "", False
     try:
         if not authorization:
             raise AuthenticationFailed("no credentials presented")
         kind, identity, secret = _parse_authorization(authorization)
         if kind == "token":
+            ratelimit.peek("authfail", str(ip), failures)
             device = _device_by_token(connector_id, secret)
         else:
             # Keyed by what was presented, so a hit needs neither the connector
-            # nor the identity format.
+            # nor the identity format. Read with the address's failures.
             key = password_cache_key(connector_id, identity, secret)
-            device = _remembered_password_device(connector_id, key)
+            [remembered] = ratelimit.peek("authfail", str(ip), failures, read=[key])
+            device = _remembered_password_device(connector_id, remembered)
             if device is None:
                 connector = get_connector(connector_id)
-                ratelimit.peek("authfail", str(ip), failures)
+                spent = ratelimit.spend("authfail", str(ip), failures)
+                counted = True
                 device = _device_by_password(connector, identity, secret)
                 if device is not None:
+                    spent.give_back()
                     cache.set(
                         key,
                         (device.pk, device.credential_version),
@@ -236,6 +246,7 @@ def authenticate_device(connector_id: str, authorization: str, ip, certificate=N
     except AuthenticationFailed as exc:
         connector = get_connector(connector_id)
         record_event(connector.pk, identity, Event.AUTH_FAILED, exc.message, ip)
-        ratelimit.hit("authfail", str(ip), failures)
+        if not counted:
+            ratelimit.hit("authfail", str(ip), failures)
         raise
     return device

@@ -7,6 +7,8 @@ connector's alias formats) taken under the generation stamps of the device and
 of its connector (portal.generations). A later write presenting the same
 credential is checked and queued by one Lua script, atomically:
 
+0. its source address is not past RATE_LIMIT_AUTH_FAILURES (an address guessing
+   credentials is refused whatever it presents, as on the ordinary path);
 1. both stamps are unchanged: no reset, revoke or delete of the device, no change
    to its connector or its resources since the snapshot (otherwise the request
    takes the ordinary path, which asks the database again);
@@ -42,6 +44,9 @@ _REMEMBER_SECONDS = 300
 _REMEMBERED_MAX = 100_000
 
 _ACCEPT = """
+if tonumber(redis.call('GET', KEYS[7]) or '0') >= tonumber(ARGV[8]) then
+    return -4
+end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return -1
 end
@@ -57,13 +62,13 @@ if used > tonumber(ARGV[3]) then
 end
 local seq = redis.call('INCR', KEYS[5])
 redis.call('RPUSH', KEYS[4], seq .. ' ' .. ARGV[6])
-if #ARGV > 7 then
-    redis.call('HSET', KEYS[6], unpack(ARGV, 8))
+if #ARGV > 8 then
+    redis.call('HSET', KEYS[6], unpack(ARGV, 9))
     redis.call('EXPIRE', KEYS[6], ARGV[7])
 end
 return seq
 """
-_STALE, _RATE_LIMITED, _FULL = -1, -2, -3
+_STALE, _RATE_LIMITED, _FULL, _ADDRESS_LIMITED = -1, -2, -3, -4
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,7 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
         [at, snapshot.device_pk, snapshot.connector_id, snapshot.identity, ip, stored, reason]
     )
     rate = ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE)
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
     now = at / 1_000_000
     values = []
     for alias, value in stored:
@@ -215,6 +221,7 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
             queue,
             sequence,
             latest,
+            ratelimit.counter_key("authfail", str(ip), failures, now),
         ],
         [
             snapshot.connector_stamp,
@@ -224,6 +231,7 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
             settings.DEVICE_WRITE_QUEUE_MAX,
             item,
             LATEST_SECONDS,
+            failures.count,
             *values,
         ],
     )
@@ -232,6 +240,8 @@ def _push(presented: str, snapshot: Snapshot, pairs, ip) -> bool:
         return False
     if result == _RATE_LIMITED:
         raise RateLimited(retry_after=ratelimit.retry_after(rate, now))
+    if result == _ADDRESS_LIMITED:
+        raise RateLimited(retry_after=ratelimit.retry_after(failures, now))
     return result != _FULL
 
 
