@@ -23,6 +23,7 @@ from devices.models import Credential, DataPoint, Device
 from registrations.models import Message, Registration, SecureDevice
 from tests.conftest import DeviceClient, basic
 from tests.secure_devices import REGISTRATIONS, SecureDeviceClient, register
+from tests.tls import make_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +116,9 @@ def check(send) -> None:
 
 
 @pytest.fixture
-def world(make_connector, whitelist, secure_connector, device_certificate, alice_browser):
+def world(
+    make_connector, whitelist, secure_connector, device_ca, device_certificate, alice_browser
+):
     """A token connector with a provisioned device, a password connector with one,
     whitelisted identities, and a secure connector with a registered device and a
     pending registration."""
@@ -133,12 +136,15 @@ def world(make_connector, whitelist, secure_connector, device_certificate, alice
     assert DeviceClient(passwords).activate("dev-1", PASSWORD).status_code == 204
     secure = SecureDeviceClient(device_certificate)
     registered = register(secure, alice_browser, secure_connector)
-    pending = secure.initiate(secure_connector, "e5f6a7b8").json()["data"]
+    # A second device of the same vendor, whose registration waits for its user.
+    second_certificate = make_certificate("e5f6a7b8", issuer=device_ca)
+    pending = SecureDeviceClient(second_certificate).initiate(secure_connector, "e5f6a7b8")
+    pending = pending.json()["data"]
     return {
         "tokens": tokens,
         "passwords": passwords,
         "secure": secure_connector,
-        "certificate": device_certificate,
+        "certificates": [device_certificate, second_certificate],
         "token": token,
         "registered": registered,
         "pending": pending,
@@ -367,7 +373,7 @@ def test_secure_device_calls_never_fail_and_a_refusal_changes_nothing(world, dat
         )
     )
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
-    with_certificate = data.draw(st.booleans())
-    client = SecureDeviceClient(world["certificate"] if with_certificate else None)
+    certificate = data.draw(st.sampled_from([None, *world["certificates"]]))
+    client = SecureDeviceClient(certificate)
     client.raise_request_exception = False
     check(lambda: client.send_json(method, prefix + path, body, **host, **headers))
