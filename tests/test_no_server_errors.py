@@ -46,11 +46,12 @@ def test_a_nul_in_an_activation_id_is_400(connector, whitelist):
 
 
 def test_a_nul_in_an_alias_or_a_value_is_400_and_stores_nothing(connector, whitelist):
+    Resource.objects.create(connector=connector, alias="note", format=Resource.STRING)
     whitelist(connector, "00000001")
     client = _client(connector)
     token = client.activate("00000001").content.decode()
     before = _events()
-    for body in ("my%00alias=1", "myalias=1%00", "%00=%00"):
+    for body in ("my%00alias=1", "myalias=1%00", "note=a%00b", "%00=%00"):
         response = client.write(body, f"Token {token}")
         assert response.status_code == 400, body
         assert b"NUL characters are not allowed in form fields" in response.content
