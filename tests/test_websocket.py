@@ -206,3 +206,24 @@ def test_releasing_the_device_closes_its_open_socket(registered, device_certific
         assert closed == {"type": "websocket.close", "code": POLICY_VIOLATION}
 
     run(scenario)
+
+
+def test_a_message_frame_with_unstorable_json_gets_a_400_frame(
+    registered, device_certificate, settings
+):
+    settings.WEBSOCKET_MAX_ERRORS = 10
+
+    async def scenario():
+        socket = DeviceSocket(device_certificate)
+        assert await socket.connect()
+        await socket.ask(register_frame(registered))
+        replies = []
+        for data in ('"x\\u0000"', '{"\\u0000": 1}', '"\\ud800"', "[" * 65 + "]" * 65):
+            frame = f'{{"type": "message", "sdid": "{registered["did"]}", "data": {data}}}'
+            replies.append(await socket.ask(frame))
+        await socket.disconnect()
+        return replies
+
+    replies = in_thread(async_to_sync(scenario))
+    assert [reply["error"]["code"] for reply in replies] == [400] * 4
+    assert not Message.objects.exists()
