@@ -28,6 +28,8 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
 TEMPLATE = NGINX_DIR / "local.conf.template"
 PROXY_PARAMS = NGINX_DIR / "gatehouse-proxy.conf"
 SERVER_CERT_DAYS = 825
+# The laptop's proxy secret, under GATEHOUSE_VAR_DIR (make run).
+LOCAL_PROXY_SECRET_FILE = "proxy_shared_secret"
 
 
 def nginx_binary() -> str | None:
@@ -156,9 +158,15 @@ def ensure_server_certificate(directory: Path, hostnames: list[str]) -> ServerCe
 
 def ensure_proxy_secret(path: Path) -> str:
     """The secret nginx sends and the app checks, made once (like SECRET_KEY)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(path, secrets.token_hex(32).encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Private from the first byte, and only if absent: a concurrent run keeps the first.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
     return path.read_text().strip()
 
 
@@ -301,7 +309,11 @@ def local_front_end(
     proxy_secret: str = "",
     websocket_upstream: str | None = None,
 ) -> LocalProxy | None:
-    """The HTTPS port of `make run`, or None when nginx is not installed."""
+    """The HTTPS port of `make run`, or None when nginx is not installed.
+
+    Without a configured `proxy_secret`, one is made once in var/proxy_shared_secret,
+    beside the laptop's other keys; the web processes get it from `runlocal`.
+    """
     if nginx_binary() is None:
         return None
     return prepare(
@@ -309,7 +321,7 @@ def local_front_end(
         port=port,
         upstream=upstream,
         hostnames=["localhost", f"*.{device_domain}", "127.0.0.1", "::1"],
-        proxy_secret=proxy_secret or None,
+        proxy_secret=proxy_secret or ensure_proxy_secret(var_dir / LOCAL_PROXY_SECRET_FILE),
         websocket_upstream=websocket_upstream,
     )
 

@@ -1,11 +1,68 @@
 import re
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponseBadRequest, HttpResponseNotFound
 
 from connectors.models import CONNECTOR_ID_PATTERN
+from portal import net
 
 _CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
+# Names a laptop serves over plain HTTP too (make run: http://localhost:8000 beside
+# https://localhost:8443). Browsers keep HSTS per name, not per port, so HSTS sent
+# from the HTTPS port would lock the browser out of the HTTP one.
+_LOOPBACK_NAME = re.compile(r"(.+\.)?localhost\.?", re.IGNORECASE)
+
+
+class ProxyHeadersMiddleware:
+    """Drop the headers only our proxy may set from requests that did not come through it.
+
+    First in MIDDLEWARE, so nothing after it (HTTPS detection, the device API, the
+    portal) ever sees a forged client certificate, address or scheme.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not net.from_trusted_proxy(request):
+            meta = request.META
+            forged_scheme = any(name in meta for name in net.SCHEME_HEADERS_META)
+            for name in net.PROXY_HEADERS_META:
+                meta.pop(name, None)
+            if forged_scheme and "wsgi.url_scheme" in meta:
+                # gunicorn already turned such a header from loopback into the WSGI
+                # scheme; Gatehouse's app servers speak plain HTTP behind the proxy.
+                meta["wsgi.url_scheme"] = "http"
+        return self.get_response(request)
+
+
+class TlsResponseMiddleware:
+    """On responses to requests that came over TLS: every cookie Secure, no HSTS on localhost.
+
+    Before SessionMiddleware and CsrfViewMiddleware, so it sees the cookies they
+    set; before SecurityMiddleware, which adds HSTS to every TLS response.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.is_secure():
+            for morsel in response.cookies.values():
+                morsel["secure"] = True
+            if _LOOPBACK_NAME.fullmatch(_hostname(request)):
+                del response["Strict-Transport-Security"]
+        return response
+
+
+def _hostname(request) -> str:
+    try:
+        return request.get_host().rsplit(":", 1)[0]
+    except DisallowedHost:
+        # Answered 400 already; get_host() raises again for the same Host.
+        return ""
 
 
 class DeviceHostMiddleware:

@@ -1,11 +1,12 @@
 """Where a request really came from, believing proxy headers only from our proxy.
 
-A request comes from the proxy when its peer address is in TRUSTED_PROXIES and,
-if PROXY_SHARED_SECRET is set, it carries that secret in X-Gatehouse-Proxy-Secret
-(nginx sets it; deploy/nginx/). Only then are X-Real-IP / X-Forwarded-For and the
-client-certificate header believed. The address alone is enough where nothing
-else can reach the app port; the secret covers hosts where other processes can
-(a shared host, or loopback on a laptop).
+A request comes from the proxy when it carries PROXY_SHARED_SECRET in
+X-Gatehouse-Proxy-Secret (compared in constant time) and its peer address is in
+TRUSTED_PROXIES. nginx sets both (deploy/nginx/). Only then are the headers the
+proxy writes believed: the client certificate, X-Real-IP / X-Forwarded-For and
+X-Forwarded-Proto. Without a secret nothing is believed, so a process that can
+reach the app port (loopback on a laptop, a neighbour on a shared host) cannot
+pose as the proxy by sending those headers itself.
 """
 
 import hmac
@@ -19,6 +20,22 @@ from django.conf import settings
 # URL-encoded PEM, empty without a certificate), overwriting anything a client sent.
 CLIENT_CERT_META = "HTTP_X_SSL_CLIENT_CERT"
 PROXY_SECRET_META = "HTTP_X_GATEHOUSE_PROXY_SECRET"
+# Headers only the proxy may set. From anyone else they are dropped (ProxyHeadersMiddleware).
+# X-Forwarded-Protocol and X-Forwarded-Ssl are not ours, but gunicorn believes them
+# (with X-Forwarded-Proto) from loopback by itself.
+SCHEME_HEADERS_META = (
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_PROTOCOL",
+    "HTTP_X_FORWARDED_SSL",
+)
+PROXY_HEADERS_META = (
+    CLIENT_CERT_META,
+    "HTTP_X_REAL_IP",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_FORWARDED",
+    *SCHEME_HEADERS_META,
+)
 # A PEM certificate is a few KB; anything far larger is not one.
 MAX_CERT_HEADER_CHARS = 64 * 1024
 
@@ -28,12 +45,10 @@ def is_trusted_proxy(address: str | None) -> bool:
 
 
 def from_trusted_proxy(request) -> bool:
-    """True when the request was forwarded by our proxy (address, then secret)."""
-    if not is_trusted_proxy(request.META.get("REMOTE_ADDR")):
-        return False
+    """True when the request was forwarded by our proxy: its secret, from its address."""
     secret = settings.PROXY_SHARED_SECRET
-    if not secret:
-        return True
+    if not secret or not is_trusted_proxy(request.META.get("REMOTE_ADDR")):
+        return False
     presented = request.META.get(PROXY_SECRET_META, "")
     return hmac.compare_digest(presented.encode("latin-1", "replace"), secret.encode())
 

@@ -36,13 +36,19 @@ ALLOWED_HOSTS = [f".{DEVICE_DOMAIN}"] + config.names(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = config.origins("CSRF_TRUSTED_ORIGINS", default=[])
-# Proxies whose X-Forwarded-For (and, later, client-certificate header) is believed.
-TRUSTED_PROXIES = config.addresses("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
-# When set, a request counts as from the proxy only if it also carries this secret
-# (nginx sends it, see deploy/nginx/): other processes that can reach the app port
-# cannot pose as the proxy. PROXY_SHARED_SECRET_FILE works too.
+# The TLS proxy (nginx, deploy/nginx/) is recognised by a secret it sends in
+# X-Gatehouse-Proxy-Secret, from an address in TRUSTED_PROXIES. Only then are its
+# headers believed: client certificate, X-Real-IP / X-Forwarded-For, X-Forwarded-Proto.
+# Without a secret no proxy is trusted and those headers are dropped; `make run`
+# generates one for its own nginx. PROXY_SHARED_SECRET_FILE works too.
 PROXY_SHARED_SECRET = config.secret("PROXY_SHARED_SECRET")
-# The proxy terminates TLS and always overwrites this header (deploy/nginx/).
+# IP addresses the proxy connects from: loopback by default once there is a secret.
+# Listing proxies without a secret is refused at start (portal/checks.py).
+TRUSTED_PROXIES = config.addresses(
+    "TRUSTED_PROXIES", default=["127.0.0.1", "::1"] if PROXY_SHARED_SECRET else []
+)
+# The proxy terminates TLS and always overwrites this header (deploy/nginx/); from
+# anyone else it is dropped first (portal.middleware.ProxyHeadersMiddleware).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
@@ -65,7 +71,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: a NUL in a URL is refused before any lookup could pass it to the database.
+    # First: headers only the proxy may set are dropped before anything reads them.
+    "portal.middleware.ProxyHeadersMiddleware",
+    # Outside the middleware that set cookies and HSTS, so it sees what they added.
+    "portal.middleware.TlsResponseMiddleware",
+    "portal.csp.ContentSecurityPolicyMiddleware",
+    # A NUL in a URL is refused before any lookup could pass it to the database.
     "portal.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Under ASGI, WhiteNoise's files (and any streaming view) are read from a thread.
@@ -175,8 +186,37 @@ IMPORT_MAX_STORED_ERRORS = config.integer("IMPORT_MAX_STORED_ERRORS", default=10
 # one no worker took is queued again. Progress arrives every IMPORT_BATCH_SIZE rows.
 IMPORT_STALL_SECONDS = config.integer("IMPORT_STALL_SECONDS", default=900, minimum=1)
 
+# Cookies set over TLS are always Secure (TlsResponseMiddleware); this makes them
+# Secure on plain HTTP too, for a deployment that is HTTPS only.
 SESSION_COOKIE_SECURE = config.boolean("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HSTS on every response to a request that came over TLS, except on localhost names
+# (TlsResponseMiddleware), where the laptop setup serves plain HTTP too.
+SECURE_HSTS_SECONDS = config.integer("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = config.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = config.boolean("SECURE_HSTS_PRELOAD", default=False)
+# Preloading commits the whole registrable domain to HTTPS in browsers for months:
+# the operator's choice for their domain, not a warning while they have not made it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Redirect plain HTTP to HTTPS in the app too (nginx already does, deploy/nginx/).
+# /healthz stays reachable over plain HTTP for load balancers that probe the app port.
+SECURE_SSL_REDIRECT = config.boolean("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Pages load scripts, styles, images and fetches from their own origin only: no
+# inline script or style, no plugins, no framing, forms post back to Gatehouse.
+# The API docs page adds data: images for Swagger UI (portal/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from devices import device_views
-from portal import health
+from portal import csp, health
 from portal import views as portal_views
 
 # An outage met outside a view is a 503 too (portal.outage); other errors Django's 500.
@@ -32,5 +32,12 @@ urlpatterns = [
     path("api/v1/", include("connectors.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI's start-up script comes from the same URL (?script), not inline, so
+    # the page keeps the Content-Security-Policy of every other page, plus the data:
+    # images (icons) Swagger UI draws with.
+    path(
+        "api/docs/",
+        csp.allow(img_src=["data:"])(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        name="api-docs",
+    ),
 ]

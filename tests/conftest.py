@@ -2,6 +2,7 @@ import base64
 import itertools
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
@@ -28,6 +29,23 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+# The test client stands where nginx stands: on loopback, sending the proxy secret
+# with the headers only the proxy may set (portal/net.py). Requests without it
+# are direct ones, whose proxy headers are dropped.
+TEST_PROXY_SECRET = "test-proxy-secret-5f0c2b9e7d41a3c8e6b2d9f4a1c7e3b5"
+
+
+@pytest.fixture(autouse=True)
+def _proxy_in_front(settings):
+    settings.PROXY_SHARED_SECRET = TEST_PROXY_SECRET
+    settings.TRUSTED_PROXIES = ["127.0.0.1", "::1"]
+
+
+def through_proxy(**meta) -> dict:
+    """Request META as the proxy forwards it: its secret beside what it saw."""
+    return {"HTTP_X_GATEHOUSE_PROXY_SECRET": django_settings.PROXY_SHARED_SECRET, **meta}
 
 
 def device_maker(user):

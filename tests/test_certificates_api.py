@@ -15,7 +15,7 @@ from django.test import Client
 from certificates import services
 from certificates.models import CertificateAuthority, IssuedCertificate, TrustAnchor
 from devices.models import Credential, Device, Event
-from tests.conftest import DeviceClient
+from tests.conftest import DeviceClient, through_proxy
 from tests.tls import fingerprint, make_ca, make_certificate, make_csr, pem
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def certificate_write(connector, cert_pem: str, body="myalias=1"):
         "/api:v1/stack/alias",
         body,
         content_type="application/x-www-form-urlencoded",
-        HTTP_X_SSL_CLIENT_CERT=quote(cert_pem),
+        **through_proxy(HTTP_X_SSL_CLIENT_CERT=quote(cert_pem)),
     )
 
 

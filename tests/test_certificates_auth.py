@@ -12,7 +12,7 @@ from django.utils import timezone
 from certificates import services
 from devices import services as device_services
 from devices.models import Credential, Device, Event
-from tests.conftest import DeviceClient
+from tests.conftest import DeviceClient, through_proxy
 from tests.tls import make_certificate, pem
 
 pytestmark = pytest.mark.django_db
@@ -33,8 +33,7 @@ def send(connector, cert_pem, body="myalias=1", **extra):
         "/api:v1/stack/alias",
         body,
         content_type="application/x-www-form-urlencoded",
-        HTTP_X_SSL_CLIENT_CERT=quote(cert_pem),
-        **extra,
+        **through_proxy(HTTP_X_SSL_CLIENT_CERT=quote(cert_pem), **extra),
     )
 
 

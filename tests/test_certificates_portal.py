@@ -8,7 +8,7 @@ from django.test import Client
 from certificates import services
 from certificates.models import CertificateAuthority, IssuedCertificate, TrustAnchor
 from devices.models import Credential, Event
-from tests.conftest import DeviceClient
+from tests.conftest import DeviceClient, through_proxy
 from tests.tls import make_ca, make_certificate, make_csr, pem
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,7 @@ def test_a_device_page_lists_its_certificate_and_revokes_it(
         "/api:v1/stack/alias",
         "myalias=1",
         content_type="application/x-www-form-urlencoded",
-        HTTP_X_SSL_CLIENT_CERT=quote(issued.cert_pem),
+        **through_proxy(HTTP_X_SSL_CLIENT_CERT=quote(issued.cert_pem)),
     )
     assert written.status_code == 204
     credential = Credential.objects.get(device=device)

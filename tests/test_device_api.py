@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Credential, DataPoint, Device, Event
-from tests.conftest import DeviceClient, basic
+from tests.conftest import DeviceClient, basic, through_proxy
 
 pytestmark = pytest.mark.django_db
 
@@ -313,7 +313,7 @@ def test_a_certificate_with_a_malformed_connector_id_is_404(client):
         "/c/dt%00/api:v1/stack/alias",
         "myalias=1",
         content_type="application/x-www-form-urlencoded",
-        **{CLIENT_CERT_META: pem(make_certificate("00000001").cert)},
+        **through_proxy(**{CLIENT_CERT_META: pem(make_certificate("00000001").cert)}),
     )
     assert response.status_code == 404
 

@@ -34,12 +34,13 @@ class DeviceSocket(ApplicationCommunicator):
     (Channels' own test communicator needs Daphne, which Gatehouse does not install.)
     """
 
-    def __init__(self, issued=None, *, path="/v1.1/websocket", peer="127.0.0.1"):
+    def __init__(self, issued=None, *, path="/v1.1/websocket", peer="127.0.0.1", secret=None):
         headers = []
         if issued is not None:
             headers.append((b"x-ssl-client-cert", quote(issued.cert_pem).encode()))
-        if settings.PROXY_SHARED_SECRET:
-            headers.append((b"x-gatehouse-proxy-secret", settings.PROXY_SHARED_SECRET.encode()))
+        secret = settings.PROXY_SHARED_SECRET if secret is None else secret
+        if secret:
+            headers.append((b"x-gatehouse-proxy-secret", secret.encode()))
         scope = {
             "type": "websocket",
             "path": path,
@@ -120,6 +121,33 @@ def test_the_handshake_without_a_certificate_is_refused():
 def test_a_certificate_header_from_outside_the_proxy_is_ignored(device_certificate):
     async def scenario():
         assert not await DeviceSocket(device_certificate, peer="203.0.113.7").connect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("secret", ["", "a-guessed-secret"])
+def test_a_certificate_header_without_the_proxy_secret_is_ignored(device_certificate, secret):
+    async def scenario():
+        assert not await DeviceSocket(device_certificate, secret=secret).connect()
+        # The same certificate from the proxy, with its secret, is let in.
+        socket = DeviceSocket(device_certificate)
+        assert await socket.connect()
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_with_no_proxy_secret_configured_no_certificate_header_is_believed(
+    device_certificate, settings
+):
+    """No secret, so no proxy: not even a peer in TRUSTED_PROXIES (what web processes
+    refuse to start with) is believed."""
+    settings.PROXY_SHARED_SECRET = ""
+    settings.TRUSTED_PROXIES = ["127.0.0.1", "::1"]
+
+    async def scenario():
+        assert not await DeviceSocket(device_certificate, secret="").connect()
+        assert not await DeviceSocket(device_certificate, secret="anything").connect()
 
     run(scenario)
 
