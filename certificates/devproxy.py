@@ -28,8 +28,6 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
 TEMPLATE = NGINX_DIR / "local.conf.template"
 PROXY_PARAMS = NGINX_DIR / "gatehouse-proxy.conf"
 SERVER_CERT_DAYS = 825
-# The laptop's proxy secret, under GATEHOUSE_VAR_DIR (make run).
-LOCAL_PROXY_SECRET_FILE = "proxy_shared_secret"
 
 
 def nginx_binary() -> str | None:
@@ -309,11 +307,7 @@ def local_front_end(
     proxy_secret: str = "",
     websocket_upstream: str | None = None,
 ) -> LocalProxy | None:
-    """The HTTPS port of `make run`, or None when nginx is not installed.
-
-    Without a configured `proxy_secret`, one is made once in var/proxy_shared_secret,
-    beside the laptop's other keys; the web processes get it from `runlocal`.
-    """
+    """The HTTPS port of `make run`, or None when nginx is not installed."""
     if nginx_binary() is None:
         return None
     return prepare(
@@ -321,7 +315,7 @@ def local_front_end(
         port=port,
         upstream=upstream,
         hostnames=["localhost", f"*.{device_domain}", "127.0.0.1", "::1"],
-        proxy_secret=proxy_secret or ensure_proxy_secret(var_dir / LOCAL_PROXY_SECRET_FILE),
+        proxy_secret=proxy_secret or None,
         websocket_upstream=websocket_upstream,
     )
 

@@ -40,6 +40,10 @@ KEYS = (
     GeneratedKey("SECRET_KEY", "secret_key", nbytes=50),
     # Seals connector CA private keys at rest (certificates.crypto).
     GeneratedKey("CA_KEY_ENCRYPTION_KEY", "ca_key_encryption_key"),
+    # What make run's nginx sends and its web processes check (runlocal hands it to
+    # both). The settings never read this file: a process given no PROXY_SHARED_SECRET
+    # trusts no proxy, so a bare gunicorn believes no forwarded header.
+    GeneratedKey("PROXY_SHARED_SECRET", "proxy_shared_secret"),
 )
 
 

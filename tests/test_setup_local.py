@@ -6,7 +6,7 @@ import sys
 
 from django.conf import settings
 
-KEY_VARIABLES = ("SECRET_KEY", "CA_KEY_ENCRYPTION_KEY")
+KEY_VARIABLES = ("SECRET_KEY", "CA_KEY_ENCRYPTION_KEY", "PROXY_SHARED_SECRET")
 # The laptop defaults (filesystem broker) whatever this run was given.
 LEFT_OUT = (*KEY_VARIABLES, "REDIS_URL", "CELERY_BROKER_URL", "DEVICE_WRITE_QUEUE")
 

@@ -109,7 +109,10 @@ class Command(BaseCommand):
                 port=options["https_port"],
                 upstream=f"{options['host']}:{options['port']}",
                 device_domain=settings.DEVICE_DOMAIN,
-                proxy_secret=settings.PROXY_SHARED_SECRET,
+                # PROXY_SHARED_SECRET, else the one portal.setup_local made in var/.
+                proxy_secret=setup_local.read_key(
+                    setup_local.read_env(), settings.VAR_DIR, "PROXY_SHARED_SECRET"
+                ),
                 websocket_upstream=(
                     f"{options['host']}:{options['asgi_port']}" if options["asgi_port"] else None
                 ),
