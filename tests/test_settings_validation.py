@@ -65,6 +65,8 @@ def test_values_in_every_accepted_spelling_start():
         DEBUG="off",
         DEVICE_WRITE_QUEUE="0",
         TRUSTED_PROXIES="127.0.0.1, ::1,10.0.0.7",
+        # Listing proxies needs their secret (gatehouse.E001).
+        PROXY_SHARED_SECRET="a-proxy-secret-of-at-least-32-characters",
         LONG_POLL_INTERVAL_SECONDS="0.5",
         LOG_LEVEL="warning",
         TIME_ZONE="Europe/Berlin",
