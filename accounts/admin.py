@@ -1,6 +1,6 @@
 from axes import admin as axes_admin
 from axes.handlers.proxy import AxesProxyHandler
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
@@ -202,7 +202,7 @@ class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
     """Failed sign-ins being counted (accounts/lockout.py). Deleting rows lifts the
     locks they made and leaves a line naming the admin in the event log."""
 
-    @admin.action(description="Clean up expired attempts")
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
     def cleanup_expired_attempts(self, request, queryset):
         # axes' action reads the time off a sign-in request; give this one the same.
         AxesProxyHandler.update_request(request)
@@ -213,3 +213,27 @@ class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
 
     def delete_queryset(self, request, queryset):
         lockout.forget_attempts(queryset, **_audit(request))
+
+
+class SignInHistoryAdmin:
+    """Axes' history of sign-ins: evidence, so shown and never edited or deleted here."""
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(AccessLog)
+admin.site.unregister(AccessFailureLog)
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(SignInHistoryAdmin, axes_admin.AccessLogAdmin):
+    pass
+
+
+@admin.register(AccessFailureLog)
+class AccessFailureLogAdmin(SignInHistoryAdmin, axes_admin.AccessFailureLogAdmin):
+    pass

@@ -7,6 +7,7 @@ here (deleting one would quietly trust a revoked certificate again).
 """
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 
 from certificates import services
 from certificates.models import (
@@ -85,7 +86,13 @@ class IssuedCertificateAdmin(NoDirectDeleteMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Revoke for good (published in the CRL)", permissions=["view"])
+    def has_revoke_permission(self, request):
+        # Rows are never edited by hand here, so the model's "change" permission is the
+        # one that revoking (an irreversible change, published in the CRL) asks for.
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description="Revoke for good (published in the CRL)", permissions=["revoke"])
     def revoke_certificates(self, request, queryset):
         revoked = 0
         for issued in queryset.select_related("authority__connector"):

@@ -3,7 +3,9 @@
 Devices are whitelisted through the portal, the API or a CSV import, and
 change status only through `devices.services`, so every transition is logged.
 Hashes, certificates and events are shown, never edited; events are never
-deleted here either (only retention removes them).
+deleted here either (only retention removes them). Every action and deletion
+offered here leaves a line naming the admin, and is offered only to staff whose
+permissions allow it (viewing is not enough).
 """
 
 from django import forms
@@ -46,6 +48,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class LoggedDeleteMixin:
+    """Rows an admin may delete one by one (data, import records): each deletion
+    leaves a `delete` line naming the admin, as every other admin action does."""
+
+    def delete_model(self, request, obj):
+        services.delete_records(
+            type(obj).objects.filter(pk=obj.pk), actor=_actor(request), ip=client_ip(request)
+        )
+
+    def delete_queryset(self, request, queryset):
+        services.delete_records(queryset, actor=_actor(request), ip=client_ip(request))
 
 
 class DeviceForm(forms.ModelForm):
@@ -100,14 +115,16 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Reset: back to whitelisted with a fresh window")
+    @admin.action(
+        description="Reset: back to whitelisted with a fresh window", permissions=["change"]
+    )
     def reset_devices(self, request, queryset):
         devices = list(queryset.select_related("connector"))
         for device in devices:
             services.reset_device(device, actor=_actor(request))
         messages.success(request, f"Reset {len(devices)} device(s).")
 
-    @admin.action(description="Revoke every credential")
+    @admin.action(description="Revoke every credential", permissions=["change"])
     def revoke_devices(self, request, queryset):
         devices = list(queryset)
         for device in devices:
@@ -205,7 +222,7 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DataPoint)
-class DataPointAdmin(ReadOnlyAdmin):
+class DataPointAdmin(LoggedDeleteMixin, ReadOnlyAdmin):
     list_display = ["created_at", "device", "alias", "value"]
     search_fields = ["device__identity", "alias"]
     list_select_related = ["device"]
@@ -213,7 +230,7 @@ class DataPointAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WhitelistImport)
-class WhitelistImportAdmin(ReadOnlyAdmin):
+class WhitelistImportAdmin(LoggedDeleteMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "connector",

@@ -241,6 +241,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Connectors, whitelists, devices, events and data.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs pages describe the management API, so they are for the
+    # same callers: device makers signed in with an API token or a session.
+    "SERVE_PERMISSIONS": ["accounts.permissions.IsDeviceMaker"],
+    "SERVE_AUTHENTICATION": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # The docs pages load Swagger UI and ReDoc from our own static files.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

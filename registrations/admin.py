@@ -1,26 +1,21 @@
 """Admin views of secure registrations, secure devices and their messages.
 
 All of them are written by `registrations.services` (so every step is logged);
-the admin looks and may delete, never edits hashes or statuses by hand.
+the admin looks, never edits hashes or statuses by hand. Registrations and
+secure devices decide how a device authenticates, so they are not deleted one
+by one here (they go with their connector or device, or by retention): to cut
+a device off, revoke it in the devices admin, which is logged. Messages may be
+deleted, each deletion logged with the admin's name.
 """
 
 from django.contrib import admin
 
+from devices.admin import LoggedDeleteMixin, NoDirectDeleteMixin, ReadOnlyAdmin
 from registrations.models import Message, Registration, SecureDevice
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the system; the admin may look (and delete)."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Registration)
-class RegistrationAdmin(ReadOnlyAdmin):
+class RegistrationAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
     list_display = [
         "rid",
         "connector",
@@ -38,7 +33,7 @@ class RegistrationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SecureDevice)
-class SecureDeviceAdmin(ReadOnlyAdmin):
+class SecureDeviceAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
     list_display = ["did", "device", "certificate_serial", "registered_at"]
     search_fields = ["did", "device__identity", "certificate_fingerprint"]
     list_select_related = ["device"]
@@ -46,7 +41,7 @@ class SecureDeviceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(LoggedDeleteMixin, ReadOnlyAdmin):
     list_display = ["mid", "device", "channel", "created_at"]
     list_filter = ["channel"]
     search_fields = ["mid", "device__identity"]

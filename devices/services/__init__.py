@@ -36,6 +36,7 @@ from devices.services.errors import (
 from devices.services.events import INSERT_EVENT, Actor, event_row, record_event
 from devices.services.lifecycle import (
     delete_device,
+    delete_records,
     expire_stale_whitelist,
     log_device_changed,
     purge_old_records,
@@ -75,6 +76,7 @@ __all__ = [
     "authenticate_device",
     "check_activation_rate",
     "delete_device",
+    "delete_records",
     "event_row",
     "expire_stale_whitelist",
     "get_connector",

@@ -97,6 +97,33 @@ def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> Non
         device.delete()
 
 
+def delete_records(queryset, *, actor: Actor, ip=None) -> int:
+    """Delete rows an admin picked (data points, messages, import records), with one
+    `delete` line per device, or per connector for rows of no device, naming who did it.
+
+    The rows are read, logged and deleted in one transaction, so a line always
+    names what actually went.
+    """
+    model = queryset.model
+    by_device = any(field.name == "device" for field in model._meta.fields)
+    where = ["device__connector_id", "device__identity"] if by_device else ["connector_id"]
+    noun = model._meta.verbose_name
+    with transaction.atomic():
+        ids = list(queryset.select_for_update().values_list("pk", flat=True))
+        rows = model.objects.filter(pk__in=ids)
+        for group in rows.values(*where).annotate(count=models.Count("pk")).order_by(*where):
+            record_event(
+                group[where[0]],
+                group["device__identity"] if by_device else "",
+                Event.DELETE,
+                f"{group['count']} {noun}(s) deleted by {actor}",
+                ip,
+                actor=actor,
+            )
+        rows.delete()
+    return len(ids)
+
+
 def expire_stale_whitelist(batch_size: int | None = None) -> int:
     """Mark whitelisted entries past their window `expired`, in batches.
 
