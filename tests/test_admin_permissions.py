@@ -271,6 +271,7 @@ def test_deleting_an_access_attempt_names_the_admin_and_sign_in_history_is_not_d
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
     forgotten = Event.objects.get(identity="owner", reason__contains="forgotten")
+    assert forgotten.kind == Event.DELETE
     assert forgotten.actor_name == "admin"
 
     entry = AccessLog.objects.first()
