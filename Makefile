@@ -17,7 +17,7 @@ PORT ?= 8000
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv setup run test lint format check migrations-check constraints
+.PHONY: help venv setup run test lint format check migrations-check constraints api-contract
 
 help:
 	@echo "make run               migrate, collect static files, create the first admin, then run"
@@ -27,6 +27,7 @@ help:
 	@echo "make format            ruff format and ruff check --fix"
 	@echo "make check             Django system checks"
 	@echo "make migrations-check  fail if a model change lacks its migration"
+	@echo "make api-contract      schemathesis: the live management API against its OpenAPI schema"
 	@echo "make constraints       rewrite constraints.txt from the venv after changing pyproject.toml"
 	@echo "make venv              create .venv and install Gatehouse with its dev tools"
 	@echo "make setup             generate the laptop keys into var/ (make run does it first)"
@@ -68,6 +69,12 @@ check: setup
 
 migrations-check: setup
 	$(MANAGE) makemigrations --check --dry-run
+
+# The management API on a live server against its own schema (every schemathesis check).
+# SQLite in a temporary folder, or CONTRACT_DATABASE_URL=postgres://... (dropped and
+# created again) and CONTRACT_REDIS_URL=redis://...; CONTRACT_MAX_EXAMPLES per operation.
+api-contract: venv
+	bash .ci/api-contract
 
 constraints: venv
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt

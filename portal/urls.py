@@ -41,3 +41,8 @@ urlpatterns = [
         name="api-docs",
     ),
 ]
+
+# The management API answers an unknown path or a request Django refuses before any
+# view (too many form fields) with JSON, like every other refusal it gives.
+handler400 = "portal.views.bad_request"
+handler404 = "portal.views.not_found"

@@ -527,12 +527,13 @@ def test_the_device_list_pages_with_cursors_over_every_device_once(api_client, c
     assert seen == ["00000005", "00000004", "00000003", "00000002", "00000001"]
 
 
-def test_page_size_is_capped_and_nonsense_falls_back_to_the_default(api_client, connector, fleet):
+def test_a_page_size_outside_1_to_1000_is_400(api_client, connector, fleet):
     url = devices_url(connector)
-    for size in ("10000000000000000000000", "-3", "many", "0"):
+    for size in ("10000000000000000000000", "1001", "-3", "many", "0", "null", "٣", ""):
         response = api_client.get(url, {"page_size": size})
-        assert response.status_code == 200
-        assert len(response.json()["results"]) == 5
+        assert response.status_code == 400, size
+        assert "page_size" in response.json()
+    assert len(api_client.get(url, {"page_size": "1000"}).json()["results"]) == 5
 
 
 def test_bad_and_forged_cursors_are_404(api_client, connector, fleet):

@@ -54,7 +54,8 @@ class IssueSerializer(serializers.Serializer):
 
 
 class IssuedCertificateSerializer(serializers.ModelSerializer):
-    device = serializers.SlugRelatedField(slug_field="identity", read_only=True)
+    # Null until the certificate is provisioned to a device.
+    device = serializers.SlugRelatedField(slug_field="identity", read_only=True, allow_null=True)
 
     class Meta:
         model = IssuedCertificate

@@ -1,7 +1,7 @@
 """Management API for a connector's CA, issued certificates and trust anchors (§2, §4)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -59,7 +59,12 @@ class CertificateViewMixin(ConnectorScopedMixin):
 class AuthorityView(CertificateViewMixin, APIView):
     """The connector's CA: read it, or create it once (EC P-256 unless RSA is asked for)."""
 
-    @extend_schema(responses=AuthoritySerializer)
+    @extend_schema(
+        responses={
+            200: AuthoritySerializer,
+            409: OpenApiResponse(description="The connector has no certificate authority yet."),
+        }
+    )
     def get(self, request, connector_id):
         authority = services.require_authority(self.get_connector())
         return Response(AuthoritySerializer(authority, context={"request": request}).data)

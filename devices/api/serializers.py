@@ -1,10 +1,11 @@
+import re
 from datetime import UTC, datetime
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.api.serializers import MAX_WINDOW_SECONDS
+from connectors.models import Connector
 from devices import services
 from devices.models import DataPoint, Device, Event
 
@@ -25,7 +26,12 @@ def _tags_or_error(tags):
 
 class DeviceSerializer(serializers.ModelSerializer):
     tags = TagSerializer(many=True, read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null until a user pairs the device (secure registration).
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    # Empty until the device is provisioned: the mode it was provisioned with.
+    auth_mode = serializers.ChoiceField(
+        choices=Connector.AUTH_MODES, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Device
@@ -95,7 +101,19 @@ class ResetSerializer(serializers.Serializer):
     )
 
 
-@extend_schema_field(OpenApiTypes.STR)
+# Unix seconds as devices send them: up to year 5138, at most microseconds.
+UNIX_SECONDS = r"[0-9]{1,11}(\.[0-9]{1,6})?"
+ISO_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": f"^{UNIX_SECONDS}$"},
+        ]
+    }
+)
 class SinceField(serializers.Field):
     """A point in time given as ISO 8601 or as unix seconds; naive times are UTC."""
 
@@ -104,13 +122,15 @@ class SinceField(serializers.Field):
     }
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not data.strip():
+        if not isinstance(data, str):
             self.fail("invalid")
-        text = data.strip()
         try:
-            if text.replace(".", "", 1).isdigit():
-                return datetime.fromtimestamp(float(text), tz=UTC)
-            moment = datetime.fromisoformat(text)
+            if re.fullmatch(UNIX_SECONDS, data):
+                return datetime.fromtimestamp(float(data), tz=UTC)
+            # The extended form only: fromisoformat also reads digit runs as dates.
+            if not re.match(ISO_DATE, data):
+                self.fail("invalid")
+            moment = datetime.fromisoformat(data)
         except (ValueError, OverflowError, OSError):
             self.fail("invalid")
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
