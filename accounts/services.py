@@ -1,4 +1,4 @@
-"""Roles (§1): device makers get the console and the management API; every other
+"""Roles: device makers get the console and the management API; every other
 account pairs devices and sees its own, nothing else.
 
 A device maker is an active user holding the `accounts.device_maker` permission,

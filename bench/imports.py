@@ -3,7 +3,7 @@
     .venv/bin/python bench/imports.py [--rows 1000000] [--postgres postgres://postgres@127.0.0.1:5432]
 
 Drops and recreates the PostgreSQL database `bench_imports`, migrates it and
-writes a CSV file in seed 002's format (`ID,TLS Client Certificate,Tags`, no
+writes a CSV file in the import format (`ID,TLS Client Certificate,Tags`, no
 certificates, two tags on every row). Then, each in a fresh Python process so
 that its peak memory (ru_maxrss) is its own:
 

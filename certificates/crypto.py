@@ -22,7 +22,7 @@ from certificates.models import EC_P256, RSA_2048
 
 SEALED_FORMAT = b"\x01"
 # A certificate made a little in the past still works on a device whose clock
-# lags the server's by a few minutes (seed 002 warns about exactly that).
+# lags the server's by a few minutes (otherwise it reads as not yet valid there).
 BACKDATE = timedelta(minutes=5)
 MAX_COMMON_NAME = 64  # X.509 upper bound for a CN
 

@@ -1,4 +1,4 @@
-"""TLS client-certificate authentication of device data requests (§3.1, §3.2).
+"""TLS client-certificate authentication of device data requests.
 
 `devices.services.authenticate_device` hands over here when a request carries
 a client certificate and no Authorization header. A certificate already bound

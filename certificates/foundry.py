@@ -1,4 +1,4 @@
-"""Certificate self-provisioning for owner apps and factory tools (§3.4, seed 004).
+"""Certificate self-provisioning for owner apps and factory tools.
 
 A thin adapter: the seed's field names in and out, the certificate services
 underneath. Served on the connector's device host at /foundry/certificates/…,

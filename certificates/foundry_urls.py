@@ -1,4 +1,4 @@
-"""Self-provisioning paths (§3.4), included under each prefix that serves them."""
+"""Self-provisioning paths, included under each prefix that serves them."""
 
 from django.urls import path
 

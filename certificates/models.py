@@ -55,7 +55,7 @@ class IssuedCertificate(models.Model):
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
     state = models.CharField(max_length=8, choices=Credential.STATES, default=ACTIVE)
-    # MQTT topics the certificate may use (§3.4), pushed to the broker later (§7).
+    # MQTT topics the certificate may use, pushed to the broker later.
     topics = models.JSONField(default=list, blank=True)
     device = models.ForeignKey(
         Device,

@@ -122,7 +122,7 @@ def create_authority(
     actor: Actor | None = None,
     ip=None,
 ) -> CertificateAuthority:
-    """Make the connector's root CA (seed 001's "vendor root CA"); one per connector."""
+    """Make the connector's root CA; one per connector."""
     key_type = _check_key_type(key_type)
     days = _check_days(days, CA_DAYS)
     try:
@@ -418,7 +418,7 @@ def current_crl(authority: CertificateAuthority) -> bytes:
 def add_trust_anchor(
     connector: Connector, pem: str, *, name: str = "", actor: Actor | None = None, ip=None
 ) -> TrustAnchor:
-    """Upload a vendor CA certificate (seed 003); trusted only after `verify_trust_anchor`."""
+    """Upload a vendor CA certificate; trusted only after `verify_trust_anchor`."""
     try:
         cert = crypto.load_certificate(pem or "")
     except crypto.CryptoError as exc:
@@ -560,7 +560,7 @@ def delete_trust_anchor(anchor: TrustAnchor, *, actor: Actor | None = None, ip=N
 
 
 def has_trust(connector: Connector) -> bool:
-    """Whether the connector has a CA or a trusted anchor (§3.1 then requires a chain)."""
+    """Whether the connector has a CA or a trusted anchor (device certificates must chain)."""
     return (
         CertificateAuthority.objects.filter(connector=connector).exists()
         or TrustAnchor.objects.filter(
@@ -619,7 +619,7 @@ def is_revoked(connector: Connector, fingerprint: str) -> bool:
 
 def chains_to_connector(connector: Connector, cert: x509.Certificate) -> bool:
     """True when `cert` is valid now, not revoked, and signed by the connector's CA or a
-    verified, enabled trust anchor (for secure registration, §3.3)."""
+    verified, enabled trust anchor (for secure registration)."""
     now = timezone.now()
     if not crypto.valid_at(cert, now):
         return False
@@ -656,7 +656,7 @@ def pinnable_certificate(
 def pin_certificate(device: Device, pem: str) -> Credential:
     """Pin a certificate in a whitelisted device's entry (CSV column "TLS Client Certificate").
 
-    Only that certificate can then provision the device (§3.1). Its CN must be
+    Only that certificate can then provision the device. Its CN must be
     the identity; an earlier pin is replaced.
     """
     try:
@@ -681,11 +681,11 @@ def pin_certificate(device: Device, pem: str) -> Credential:
         )
 
 
-# --- self-provisioning (§3.4) ----------------------------------------------------------------
+# --- self-provisioning -----------------------------------------------------------------------
 
 
 def validate_topics(topics) -> list[str]:
-    """The topics a certificate may use: a list of strings (kept for the broker, §7)."""
+    """The topics a certificate may use: a list of strings (kept for the MQTT broker)."""
     if isinstance(topics, str):
         try:
             topics = json.loads(topics)
@@ -833,7 +833,7 @@ def provision_certificate(
 def revoke_device_certificate(
     connector: Connector, *, cert_id, device_id, actor: Actor | None = None, ip=None
 ) -> IssuedCertificate | None:
-    """Revoke and unbind a device's certificate (§3.4 revoke)."""
+    """Revoke and unbind a device's certificate."""
     if not isinstance(cert_id, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", cert_id):
         raise InvalidInput("certId is the certificate's SHA-256 fingerprint (64 hex digits)")
     device = _find_device(connector, device_id)

@@ -11,8 +11,8 @@ urlpatterns = [
     path("provision/activate", device_views.activate, name="device-activate"),
     path("api:v1/stack/alias", device_views.alias, name="device-alias"),
     path("timestamp", device_views.timestamp, name="device-timestamp"),
-    # Certificate self-provisioning for owner apps (§3.4); API-token authenticated.
+    # Certificate self-provisioning for owner apps; API-token authenticated.
     path("foundry/certificates/", include("certificates.foundry_urls")),
-    # Secure registration and messages (§3.3) answer on the device host too.
+    # Secure registration and messages answer on the device host too.
     path("v1.1/", include("registrations.device_urls")),
 ]

@@ -1,4 +1,4 @@
-"""The device-facing HTTP API (§3.1, §3.2): provisioning, data, time.
+"""The device-facing HTTP API: provisioning, data, time.
 
 Thin: parse the request, call one service, map its exception through one table.
 Reached at <connector-id>.<DEVICE_DOMAIN>/… or /c/<connector-id>/….

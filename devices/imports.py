@@ -1,4 +1,4 @@
-"""Bulk whitelisting from CSV (§4, seed 002) and the export in the same format.
+"""Bulk whitelisting from CSV and the export in the same format.
 
 `start_import` stores the upload and runs it inline when it is small, on a
 Celery worker when it is large. `run_import` is the engine:
@@ -18,7 +18,7 @@ So `abort` writes nothing unless every row is good, and a file that breaks off
 half-way (bad bytes, malformed quoting) writes nothing at all.
 
 Header: the first non-blank line names the columns, `ID,TLS Client
-Certificate,Tags` as in seed 002. Names are matched without regard to case or
+Certificate,Tags` as the export writes them. Names are matched without regard to case or
 surrounding spaces and in any order; `ID` is required, the other two may be
 left out. Rows whose cells are all empty (spreadsheets append them) are skipped.
 """

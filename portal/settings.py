@@ -172,7 +172,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(config.text("STATIC_ROOT", default=str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(config.text("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-# CSV whitelist imports (§4). Uploads and error reports live under MEDIA_ROOT,
+# CSV whitelist imports. Uploads and error reports live under MEDIA_ROOT,
 # which web and worker processes must share. A million rows with tags and no
 # certificates is about 100 MB.
 IMPORT_MAX_BYTES = config.integer("IMPORT_MAX_BYTES", default=512 * 1024 * 1024, minimum=1)
@@ -223,7 +223,7 @@ REST_FRAMEWORK = {
         "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    # The management API is for device makers only (§1); the base views name it too.
+    # The management API is for device makers only; the base views name it too.
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsDeviceMaker"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Newest first by primary key, with forged cursors refused (DRF's default orders by a
@@ -293,7 +293,7 @@ EXPIRY_BATCH_SIZE = config.integer("EXPIRY_BATCH_SIZE", default=1000, minimum=1)
 EVENT_RETENTION_DAYS = config.integer("EVENT_RETENTION_DAYS", default=90)
 DATA_RETENTION_DAYS = config.integer("DATA_RETENTION_DAYS", default=365)
 
-# Secure registration and messages (§3.3).
+# Secure registration and messages.
 REGISTRATION_WINDOW_SECONDS = config.integer(
     "REGISTRATION_WINDOW_SECONDS", default=15 * 60, minimum=1
 )

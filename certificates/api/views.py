@@ -1,4 +1,4 @@
-"""Management API for a connector's CA, issued certificates and trust anchors (§2, §4)."""
+"""Management API for a connector's CA, issued certificates and trust anchors."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema

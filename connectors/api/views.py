@@ -1,4 +1,4 @@
-"""Management API for connectors and their resources (§4)."""
+"""Management API for connectors and their resources."""
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError

@@ -1,4 +1,4 @@
-"""Management API for CSV whitelist imports and the CSV export (§4).
+"""Management API for CSV whitelist imports and the CSV export.
 
 Views parse the request, call `devices.imports` and map its refusals through
 `STATUS_BY_ERROR`; progress is read back from the import row.

@@ -1,4 +1,4 @@
-"""Management API for a connector's devices, its event log and device data (§4).
+"""Management API for a connector's devices, its event log and device data.
 
 Views parse input, call one service and let `STATUS_BY_ERROR` turn the
 service's refusal into a status code.

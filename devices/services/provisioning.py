@@ -1,4 +1,4 @@
-"""Provisioning a whitelisted identity (§3.1)."""
+"""Provisioning a whitelisted identity."""
 
 from datetime import timedelta
 
@@ -54,7 +54,7 @@ def check_activation_rate(connector: Connector, identity: str, ip) -> None:
 
 
 def activate(connector_id: str, fields: dict[str, str], ip) -> str | None:
-    """The device API's activation (§3.1): the attempt is counted and the
+    """The device API's activation: the attempt is counted and the
     connector's generation stamp read in one cache round trip, then activate_device."""
     if not CONNECTOR_ID.fullmatch(connector_id or ""):
         raise ConnectorNotFound()
@@ -76,7 +76,7 @@ def activate_device(
     ip,
     counted: ratelimit.Counted | None = None,
 ) -> str | None:
-    """Provision a whitelisted identity (§3.1). Returns the token in token mode.
+    """Provision a whitelisted identity. Returns the token in token mode.
 
     Failures are logged as `provision_failed` events with their reason and raised.
     """

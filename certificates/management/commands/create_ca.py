@@ -1,4 +1,4 @@
-"""Create a connector's root CA from the command line (seed 001's vendor root CA tool)."""
+"""Create a connector's root CA from the command line (a device maker's vendor root CA)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

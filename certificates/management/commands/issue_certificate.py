@@ -1,4 +1,4 @@
-"""Issue a device certificate by serial number and device name (seed 001's tool)."""
+"""Issue a device certificate by serial number and device name."""
 
 from pathlib import Path
 
