@@ -75,12 +75,23 @@ class UserAdmin(auth_admin.UserAdmin):
 
     @admin.display(description="Sign-in lock")
     def sign_in_lock(self, user):
-        end = lockout.lock_end("username", user.get_username())
-        if end is None:
-            return "Not locked."
+        username = user.get_username()
+        end = lockout.account_lock_end(username)
+        if end is not None:
+            what = "Locked after too many failed sign-ins"
+        else:
+            addresses = lockout.locked_addresses(username)
+            if not addresses:
+                return "Not locked."
+            end = max(addresses.values())
+            shown = ", ".join(sorted(str(address) for address in addresses)[:5])
+            what = (
+                f"Locked from {len(addresses)} address(es) ({shown}) after too many "
+                "failed sign-ins from them; other addresses may sign in"
+            )
         minutes = max(1, -(-int((end - timezone.now()).total_seconds()) // 60))
         return (
-            f"Locked after too many failed sign-ins; lifts by itself in {minutes} min, "
+            f"{what}; lifts by itself in {minutes} min, "
             "or now with the user list's action “Lift the sign-in lock…”."
         )
 

@@ -1,11 +1,18 @@
 """Sign-in lockout for the portal and the admin, on django-axes.
 
-Failed sign-ins are counted per username and per client address (portal.net
-.client_ip: proxy headers are believed only from our proxy), in the database
-that every web process shares. Past AXES_FAILURE_LIMIT failures within
-AXES_COOLOFF_TIME, either one is refused without checking the password until
-its failures age out. Refusals do not extend a lock, so it lifts on time however
-often a stranger keeps trying; to lock the account again they must fail again.
+Failed sign-ins are counted by username and client address (portal.net
+.client_ip: proxy headers are believed only from our proxy; an IPv6 client by
+its /64, which one subscriber usually holds whole), in the database that every
+web process shares. Three locks, each judged on the failures of the last
+AXES_COOLOFF_TIME, refuse a sign-in without checking the password:
+- an account from one address, past AXES_FAILURE_LIMIT: a stranger guessing
+  locks only their own address out of the account, never its owner;
+- one address over any accounts, past AXES_FAILURE_LIMIT: one password sprayed;
+- an account from every address, past the much higher LOGIN_ACCOUNT_FAILURE_LIMIT:
+  guesses spread over many addresses stay bounded.
+axes judges the first two (AXES_LOCKOUT_PARAMETERS, one limit); the third is
+judged here. Refusals do not extend a lock, so it lifts on time however often a
+stranger keeps trying; to lock again they must fail again.
 
 axes counts a failure after the password check, so a burst of simultaneous
 guesses would all be checked before the first is counted. Here each attempt is
@@ -14,15 +21,18 @@ password then takes its count back. Of any set of simultaneous guesses, the
 last to count sees all the others, so no more than the limit are ever checked.
 """
 
+import hashlib
+import ipaddress
 import logging
 from datetime import datetime, timedelta
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
-from axes.helpers import get_client_username, get_cool_off, get_failure_limit, get_query_str
+from axes.helpers import get_client_username, get_cool_off, get_query_str
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.core.cache import cache
 from django.db import router, transaction
 from django.db.models import F, Sum
 from django.dispatch import receiver
@@ -31,11 +41,63 @@ from django.utils import timezone
 
 from devices.models import Event
 from devices.services.events import Actor, record_event
+from portal.net import client_ip
 
 log = logging.getLogger("gatehouse.signin")
 
-# What axes counts by, and how a person reads it.
-LOCKED_BY = {"username": "this account", "ip_address": "your address"}
+# The locks, and how a person reads them.
+LOCKED_BY = {
+    "pair": "this account from your address",
+    "ip_address": "your address",
+    "username": "this account",
+}
+IPV6_NETWORK_BITS = 64
+
+
+def counted_address(request) -> str | None:
+    """The client address failures are counted by (AXES_CLIENT_IP_CALLABLE).
+
+    An IPv6 client is counted by its /64 (as its first address, which fits axes'
+    address column): a subscriber is given at least a /64 and may use every address
+    in it, so counting each apart would let one host spray without limit. An
+    IPv4-mapped IPv6 address is the IPv4 address it carries.
+    """
+    address = client_ip(request)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        host_bits = 128 - IPV6_NETWORK_BITS
+        return str(ipaddress.IPv6Address(int(ip) >> host_bits << host_bits))
+    return str(ip)
+
+
+def _lock_filters(username, address) -> dict[str, dict]:
+    return {
+        "pair": {"username": username, "ip_address": address},
+        "ip_address": {"ip_address": address},
+        "username": {"username": username},
+    }
+
+
+def _limit(lock: str) -> int:
+    if lock == "username":
+        return settings.LOGIN_ACCOUNT_FAILURE_LIMIT
+    return settings.AXES_FAILURE_LIMIT
+
+
+def failures(request, credentials=None) -> dict[str, int]:
+    """The failures counted against each lock this attempt is under."""
+    since = request.axes_attempt_time - get_cool_off()
+    username = get_client_username(request, credentials)
+    counts = {}
+    for lock, match in _lock_filters(username, request.axes_ip_address).items():
+        rows = AccessAttempt.objects.filter(**match, attempt_time__gte=since)
+        counts[lock] = rows.aggregate(total=Sum("failures_since_start"))["total"] or 0
+    return counts
 
 
 def _scrub(request) -> None:
@@ -60,11 +122,16 @@ class SignInAttempts(AxesDatabaseHandler):
         if self.is_whitelisted(request, credentials):
             return True
         request.gatehouse_attempt = self._count(request, credentials)
-        if self.get_failures(request, credentials) > get_failure_limit(request, credentials):
+        counts = failures(request, credentials)
+        if any(count > _limit(lock) for lock, count in counts.items()):
             # Simultaneous attempts took the last ones: refused unchecked, so not a failure.
             self._take_back(request)
             return False
         return True
+
+    def is_locked(self, request, credentials=None) -> bool:
+        counts = failures(request, credentials)
+        return any(count >= _limit(lock) for lock, count in counts.items())
 
     def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
         if request is None or getattr(request, "gatehouse_attempt", None) is None:
@@ -73,9 +140,10 @@ class SignInAttempts(AxesDatabaseHandler):
             return super().user_login_failed(sender, credentials, request, **kwargs)
         # Counted in is_allowed already: only judge whether this failure locks.
         request.gatehouse_attempt = None
-        failures = self.get_failures(request, credentials)
-        request.axes_failures_since_start = failures
-        if failures >= get_failure_limit(request, credentials):
+        counts = failures(request, credentials)
+        reached = {lock: count for lock, count in counts.items() if count >= _limit(lock)}
+        if reached:
+            request.axes_failures_since_start = max(reached.values())
             request.axes_locked_out = True
             request.axes_credentials = credentials
             user_locked_out.send(
@@ -134,13 +202,13 @@ class SignInAttempts(AxesDatabaseHandler):
             attempts.filter(failures_since_start__lte=1).delete()
 
 
-def lock_end(parameter: str, value, now: datetime | None = None) -> datetime | None:
-    """When the failures counted for `parameter` ("username" or "ip_address") = `value`
-    drop below the limit, or None if they are below it already."""
+def lock_end(match: dict, limit: int, now: datetime | None = None) -> datetime | None:
+    """When the failures counted for the attempts matching `match` (a filter on
+    username and/or ip_address) drop below `limit`, or None if they are below it."""
     now = now or timezone.now()
     cool_off = get_cool_off()
     rows = (
-        AccessAttempt.objects.filter(**{parameter: value}, attempt_time__gte=now - cool_off)
+        AccessAttempt.objects.filter(**match, attempt_time__gte=now - cool_off)
         .values("attempt_time")
         .annotate(failures=Sum("failures_since_start"))
         .order_by("-attempt_time")
@@ -150,22 +218,39 @@ def lock_end(parameter: str, value, now: datetime | None = None) -> datetime | N
     # `limit` failures is older than the cool-off.
     for row in rows:
         counted += row["failures"]
-        if counted >= settings.AXES_FAILURE_LIMIT:
+        if counted >= limit:
             return row["attempt_time"] + cool_off
     return None
 
 
-def lock_ends(request, credentials=None) -> dict[str, datetime]:
-    """For each lockout parameter of this request over the limit, when that lock lifts."""
-    values = {
-        "username": get_client_username(request, credentials),
-        "ip_address": request.axes_ip_address,
-    }
+def account_lock_end(username: str) -> datetime | None:
+    """When the lock on `username` from every address lifts (None: not locked)."""
+    return lock_end({"username": username}, _limit("username"))
+
+
+def locked_addresses(username: str) -> dict[str, datetime]:
+    """The addresses locked out of `username`, with when each lock lifts."""
+    since = timezone.now() - get_cool_off()
+    addresses = (
+        AccessAttempt.objects.filter(username=username, attempt_time__gte=since)
+        .values_list("ip_address", flat=True)
+        .distinct()
+    )
     ends = {
-        parameter: lock_end(parameter, value, request.axes_attempt_time)
-        for parameter, value in values.items()
+        address: lock_end({"username": username, "ip_address": address}, _limit("pair"))
+        for address in addresses
     }
-    return {parameter: end for parameter, end in ends.items() if end is not None}
+    return {address: end for address, end in ends.items() if end is not None}
+
+
+def lock_ends(request, credentials=None) -> dict[str, datetime]:
+    """For each lock this request is under, when it lifts."""
+    username = get_client_username(request, credentials)
+    ends = {
+        lock: lock_end(match, _limit(lock), request.axes_attempt_time)
+        for lock, match in _lock_filters(username, request.axes_ip_address).items()
+    }
+    return {lock: end for lock, end in ends.items() if end is not None}
 
 
 def lift_lock(username: str, *, actor: Actor, ip=None) -> None:
@@ -214,6 +299,9 @@ def _minutes(delta: timedelta) -> int:
 def locked_out(request, original_response=None, credentials=None):
     """The page a refused sign-in gets: what is locked, and for how long (429, Retry-After)."""
     ends = lock_ends(request, credentials)
+    if "ip_address" in ends:
+        # The address is locked out of every account, this one included.
+        ends.pop("pair", None)
     now = timezone.now()
     # Refused while simultaneous attempts took the last ones: those settle in moments.
     wait = max(ends.values(), default=now + timedelta(minutes=1)) - now
@@ -230,17 +318,58 @@ def locked_out(request, original_response=None, credentials=None):
     return response
 
 
+def _lock_key(lock: str, match: dict) -> str:
+    # Hashed: a username may hold anything, and a cache key may not.
+    named = repr([lock, sorted(match.items())])
+    return "signin-lock:" + hashlib.sha256(named.encode("utf-8", "replace")).hexdigest()
+
+
+def _first_report(keys: list[str], *, lock_started: bool) -> bool:
+    """Whether this refusal is the first of its locks' cool-off to be recorded.
+
+    A lock that starts is always recorded and marks its keys; after it, one refusal
+    per lock and cool-off is. The shared cache decides, so all web processes agree;
+    if it cannot answer, the refusal is recorded (a few extra lines, never a 500).
+    """
+    timeout = int(get_cool_off().total_seconds())
+    try:
+        if lock_started:
+            cache.set_many(dict.fromkeys(keys, 1), timeout=timeout)
+            return True
+        return any([cache.add(key, 1, timeout=timeout) for key in keys])
+    except Exception:  # noqa: BLE001 - any cache failure: record rather than refuse to
+        log.exception("sign-in lock: the cache did not answer; recording the refusal")
+        return True
+
+
 @receiver(user_locked_out)
 def record_refusal(sender, request, username, ip_address, **kwargs):
-    """A line in the log for each locked-out sign-in: the attempt that locked, and each
-    refused one after it. An admin looks for `auth_failed` events naming the username."""
+    """A line in the event log when a lock starts, and then one per lock and cool-off
+    for the refusals it makes, not one each (a stranger may send thousands). Each
+    refusal is still logged, below warning once recorded. An admin looks for
+    `auth_failed` events naming the username."""
     failures = getattr(request, "axes_failures_since_start", None)
-    if failures is not None:
+    lock_started = failures is not None
+    minutes = _minutes(get_cool_off())
+    if lock_started:
         reason = f"portal sign-in locked after {failures} failed attempts"
     else:
-        reason = "portal sign-in refused: locked after too many failed attempts"
+        reason = (
+            "portal sign-in refused: locked after too many failed attempts "
+            f"(further refusals in the next {minutes} minutes are not recorded)"
+        )
+    matches = _lock_filters(username, ip_address)
+    now = getattr(request, "axes_attempt_time", None)
+    locks = [lock for lock, match in matches.items() if lock_end(match, _limit(lock), now)]
+    # Refused while simultaneous attempts held the last counts: the pair's lock.
+    keys = [_lock_key(lock, matches[lock]) for lock in locks or ["pair"]]
     path = getattr(request, "axes_path_info", "")
+    # The address as seen, not the IPv6 /64 it is counted by.
+    address = client_ip(request)
     # Not the username: people type their password there by mistake. The event,
     # which only admins read, names it (as axes' own attempt records do).
-    log.warning("%s (from %s, %s)", reason, ip_address, path)
-    record_event(None, username or "", Event.AUTH_FAILED, f"{reason} ({path})", ip_address)
+    if not _first_report(keys, lock_started=lock_started):
+        log.info("portal sign-in refused while locked (from %s, %s)", address, path)
+        return
+    log.warning("%s (from %s, %s)", reason, address, path)
+    record_event(None, username or "", Event.AUTH_FAILED, f"{reason} ({path})", address)

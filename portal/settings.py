@@ -380,11 +380,12 @@ LOGGING = {
 }
 
 # --- Sign-in lockout (django-axes; accounts/lockout.py) ------------------------------
-# Failed sign-ins on /login/ and /admin/login/ are counted per username and, apart, per
-# client address; past the limit either is refused (429, Retry-After) until its failures
-# are older than the cool-off. Counted in the database every web process shares: axes'
-# cache handler cannot reset every lock (`axes_reset`), shows nothing in the admin, and
-# axes itself refuses the file cache the laptop setup uses (check axes.W001).
+# Failed sign-ins on /login/ and /admin/login/ are counted per username and address, per
+# address, and per username from every address (a higher limit); past a limit that lock
+# refuses (429, Retry-After) until its failures are older than the cool-off. Counted in
+# the database every web process shares: axes' cache handler cannot reset every lock
+# (`axes_reset`), shows nothing in the admin, and axes itself refuses the file cache the
+# laptop setup uses (check axes.W001).
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
@@ -397,13 +398,19 @@ AXES_FAILURE_LIMIT = config.integer("LOGIN_FAILURE_LIMIT", default=10, minimum=1
 AXES_COOLOFF_TIME = timedelta(
     minutes=config.integer("LOGIN_LOCKOUT_MINUTES", default=15, minimum=1)
 )
-# Per account (a password tried from many addresses) and per address (one password
-# sprayed over many accounts), each on its own.
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# An account from one address (a stranger locks only their own address out of it) and
+# one address over any accounts (one password sprayed), each at AXES_FAILURE_LIMIT.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# An account from every address: guesses spread over many addresses stay bounded, high
+# enough that a stranger cannot easily lock its owner out (judged in accounts/lockout.py).
+LOGIN_ACCOUNT_FAILURE_LIMIT = config.integer(
+    "LOGIN_ACCOUNT_FAILURE_LIMIT", default=10 * AXES_FAILURE_LIMIT, minimum=1
+)
 # Refused attempts do not extend a lock: it lifts on time however often a stranger
 # keeps trying, and to set it again they must fail again (each an event).
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_CLIENT_IP_CALLABLE = "portal.net.client_ip"
+# portal.net.client_ip, an IPv6 client counted by its /64.
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.counted_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 # Masked in axes' log lines and in the form data it keeps with each attempt.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
