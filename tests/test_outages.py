@@ -138,7 +138,12 @@ def test_a_redis_outage_answers_503_and_every_acknowledged_write_is_stored(conne
         wait_until(
             lambda: stored() == acknowledged, processes, "acknowledged writes were not stored"
         )
-        assert "ingest: reconnected after" in processes.log("ingest")
+        # The line is logged once the first batch after the outage is stored.
+        wait_until(
+            lambda: "ingest: reconnected after" in processes.log("ingest"),
+            processes,
+            "the ingest did not say it reconnected",
+        )
         wait_until(lambda: _answers(port, "/healthz") == 200, processes, "health did not recover")
         processes.assert_alive()
     finally:
@@ -280,7 +285,12 @@ def test_the_ingest_waits_out_a_postgresql_outage_and_stores_what_was_queued(con
             processes,
             "acknowledged writes were not stored",
         )
-        assert "ingest: reconnected after" in processes.log("ingest")
+        # The line is logged once the first batch after the outage is stored.
+        wait_until(
+            lambda: "ingest: reconnected after" in processes.log("ingest"),
+            processes,
+            "the ingest did not say it reconnected",
+        )
         processes.assert_alive()
     finally:
         processes.stop()
