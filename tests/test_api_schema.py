@@ -95,3 +95,20 @@ def test_an_unknown_management_api_path_is_a_json_404_and_a_portal_one_a_page(
     page = api_client.get("/no-such-page/")
     assert page.status_code == 404
     assert page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "since, status",
+    [
+        # PostgreSQL refuses a UTC offset past 15:59; ISO 8601 allows up to 23:59.
+        ("1266-02-07T07:44:03+23:25", 200),
+        ("2024-01-01T00:00:00-23:59", 200),
+        # Before year 1 once in UTC.
+        ("0001-01-01T00:00:00+01:00", 400),
+    ],
+)
+def test_any_iso_offset_in_since_is_answered_not_a_500(api_client, connector, since, status):
+    api_client.post(f"{API}/connectors/{connector.pk}/devices/", {"identity": "00000001"})
+    for path in ("events/", "devices/00000001/data/", "devices/00000001/messages/"):
+        response = api_client.get(f"{API}/connectors/{connector.pk}/{path}", {"since": since})
+        assert response.status_code == status, (path, response.content)

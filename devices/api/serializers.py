@@ -131,9 +131,10 @@ class SinceField(serializers.Field):
             if not re.match(ISO_DATE, data):
                 self.fail("invalid")
             moment = datetime.fromisoformat(data)
+            # In UTC: PostgreSQL refuses offsets past 15:59, which ISO 8601 allows.
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
         except (ValueError, OverflowError, OSError):
             self.fail("invalid")
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def to_representation(self, value):
         return value.isoformat()
