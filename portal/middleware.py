@@ -2,12 +2,15 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpResponseBadRequest, HttpResponseNotFound
+from django.http import HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 
 from connectors.models import CONNECTOR_ID_PATTERN
 from portal import net
 
 _CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
+# Where the management API lives; it answers in JSON, refusals included.
+API_PREFIX = "/api/"
+NUL_MESSAGE = "NUL characters are not allowed in URLs"
 # Names a laptop serves over plain HTTP too (make run: http://localhost:8000 beside
 # https://localhost:8443). Browsers keep HSTS per name, not per port, so HSTS sent
 # from the HTTPS port would lock the browser out of the HTTP one.
@@ -101,12 +104,17 @@ class RejectNulMiddleware:
 
     def __call__(self, request):
         if "\x00" in request.path_info:
-            return HttpResponseNotFound(
-                "NUL characters are not allowed in URLs\n", content_type="text/plain"
-            )
+            return self._refuse(request, HttpResponseNotFound)
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query:
-            return HttpResponseBadRequest(
-                "NUL characters are not allowed in URLs\n", content_type="text/plain"
-            )
+            return self._refuse(request, HttpResponseBadRequest)
         return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request, response_class):
+        # The management API answers every refusal as JSON, as its schema documents;
+        # devices and the portal get the plain text they always had. No device URL
+        # starts with /api/.
+        if request.path_info.startswith(API_PREFIX):
+            return JsonResponse({"detail": NUL_MESSAGE}, status=response_class.status_code)
+        return response_class(NUL_MESSAGE + "\n", content_type="text/plain")

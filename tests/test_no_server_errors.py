@@ -114,7 +114,6 @@ def test_a_nul_in_an_admin_list_filter_or_search_is_400(admin_client, query):
     "path, status",
     [
         ("/%00", 404),
-        ("/api/v1/connectors/%00/", 404),
         ("/admin/devices/device/%00/change/", 404),
         ("/timestamp?%00", 400),
         ("/login/?next=%00", 400),
@@ -124,6 +123,25 @@ def test_a_nul_anywhere_in_a_url_is_refused_with_a_clear_message(path, status):
     response = _client().get(path)
     assert response.status_code == status
     assert response.content == b"NUL characters are not allowed in URLs\n"
+    assert response["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/api/v1/connectors/%00/", 404),
+        ("/api/v1/connectors/?cursor=%00", 400),
+        ("/api/v1/tokens/?%00=1", 400),
+        ("/api/schema/?format=%00", 400),
+    ],
+)
+def test_a_nul_in_a_management_api_url_is_refused_in_json_as_documented(api_client, path, status):
+    """The management API documents JSON refusals; a NUL is refused before any view runs."""
+    api_client.raise_request_exception = False
+    response = api_client.get(path)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "NUL characters are not allowed in URLs"}
 
 
 def test_every_secure_call_under_the_connector_path_prefix_works(
