@@ -302,9 +302,15 @@ REGISTRATION_COMPLETION_SECONDS = config.integer(
     "REGISTRATION_COMPLETION_SECONDS", default=10 * 60, minimum=1
 )
 RATE_LIMIT_REGISTRATION = config.rate("RATE_LIMIT_REGISTRATION", default="10/60")  # per certificate
-PAIRING_MAX_ATTEMPTS = config.integer(
-    "PAIRING_MAX_ATTEMPTS", default=5, minimum=1
-)  # wrong guesses per request
+# Wrong guesses one account may make at one request (and wrong serial digits typed with a
+# request's right PIN, from all accounts together) before they stop counting or lock it.
+PAIRING_MAX_ATTEMPTS = config.integer("PAIRING_MAX_ATTEMPTS", default=5, minimum=1)
+# Wrong PINs from all accounts together before a request is locked: 1000 of 31**8 PINs
+# (docs/secure-registration.md says why this many).
+PAIRING_MAX_ATTEMPTS_TOTAL = config.integer("PAIRING_MAX_ATTEMPTS_TOTAL", default=1000, minimum=1)
+if max(PAIRING_MAX_ATTEMPTS, PAIRING_MAX_ATTEMPTS_TOTAL) > 30_000:
+    # The counters are small integers in the database.
+    config.refuse("PAIRING_MAX_ATTEMPTS_TOTAL", str(PAIRING_MAX_ATTEMPTS_TOTAL), "at most 30000")
 RATE_LIMIT_PAIRING_FAILURES = config.rate(
     "RATE_LIMIT_PAIRING_FAILURES", default="5/900"
 )  # per user

@@ -11,7 +11,7 @@ deleted, each deletion logged with the admin's name.
 from django.contrib import admin
 
 from devices.admin import LoggedDeleteMixin, NoDirectDeleteMixin, ReadOnlyAdmin
-from registrations.models import Message, Registration, SecureDevice
+from registrations.models import Message, PairingGuess, Registration, SecureDevice
 
 
 @admin.register(Registration)
@@ -23,6 +23,7 @@ class RegistrationAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
         "status",
         "user",
         "failed_attempts",
+        "wrong_serial_attempts",
         "expires_at",
         "created_at",
     ]
@@ -30,6 +31,16 @@ class RegistrationAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
     search_fields = ["rid", "vendor_device_id", "certificate_serial"]
     list_select_related = ["connector", "user"]
     exclude = ["pin_hash", "nonce_hash"]
+
+
+@admin.register(PairingGuess)
+class PairingGuessAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
+    """Who guessed wrong at which request, and how often: the trail of a lock. Not
+    deleted by hand: that would give an account its guesses back."""
+
+    list_display = ["registration", "user", "wrong"]
+    search_fields = ["registration__rid", "user__username"]
+    list_select_related = ["registration", "user"]
 
 
 @admin.register(SecureDevice)

@@ -46,7 +46,10 @@ class Registration(models.Model):
     serial_suffix = models.CharField(max_length=4)
     certificate_subject = models.CharField(max_length=300, blank=True)
     expires_at = models.DateTimeField()
+    # Wrong PINs typed with this request's serial digits, from all accounts together.
     failed_attempts = models.PositiveSmallIntegerField(default=0)
+    # Wrong serial digits typed with this request's PIN: whoever types them saw the PIN.
+    wrong_serial_attempts = models.PositiveSmallIntegerField(default=0)
     locked_at = models.DateTimeField(null=True, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -87,6 +90,24 @@ class Registration(models.Model):
 
     def __str__(self):
         return f"registration {self.rid} of {self.vendor_device_id} ({self.status})"
+
+
+class PairingGuess(models.Model):
+    """One account's wrong pairing guesses at one registration: its share of the attempts."""
+
+    registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="guesses")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    wrong = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "user"], name="one_guess_count_per_user_and_registration"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.wrong} wrong guesses at {self.registration_id} by {self.user_id}"
 
 
 class SecureDevice(models.Model):

@@ -35,7 +35,7 @@ from devices.models import Device, Event
 from devices.services.credentials import hash_token
 from portal import ratelimit
 from portal.errors import Refusal
-from registrations.models import Registration, SecureDevice
+from registrations.models import PairingGuess, Registration, SecureDevice
 
 logger = logging.getLogger(__name__)
 
@@ -534,9 +534,13 @@ def find_pairing(user, pin, suffix, ip) -> Registration:
 
     Every guess is spent before it is judged, so a burst of concurrent guesses
     gets no further than one at a time would: one of the user's
-    RATE_LIMIT_PAIRING_FAILURES (given back when the guess is right), and one of
-    the PAIRING_MAX_ATTEMPTS of each pending request that matches either half
-    (the last one locks the request, in the same statement).
+    RATE_LIMIT_PAIRING_FAILURES (given back when the guess is right), and, at each
+    pending request that matches either half, one of the user's own
+    PAIRING_MAX_ATTEMPTS there together with one of the request's: of its
+    PAIRING_MAX_ATTEMPTS_TOTAL for a wrong PIN (the serial digits are printed on
+    the device and no secret, so no one account may use up a request), or of its
+    PAIRING_MAX_ATTEMPTS for wrong serial digits with its PIN (whoever types those
+    saw the PIN). The last one locks the request, in the same statement.
     """
     pin, suffix = normalize_pin(pin), normalize_serial_suffix(suffix)
     failures = ratelimit.Rate.parse(settings.RATE_LIMIT_PAIRING_FAILURES)
@@ -557,7 +561,7 @@ def find_pairing(user, pin, suffix, ip) -> Registration:
             registration.pin_hash, digest
         ):
             guess.give_back()
-            return _judge_right_guess(registration, now)
+            return _judge_right_guess(registration, user, now)
 
     username = user.get_username()
     counted = [
@@ -565,10 +569,11 @@ def find_pairing(user, pin, suffix, ip) -> Registration:
         for registration in candidates
         if registration.status == Registration.PENDING_USER_CONFIRMATION
         and registration.expires_at > now
-        and _count_wrong_guess(registration, username, now, ip)
+        and _count_wrong_guess(registration, user, suffix, now, ip)
     ]
     if not counted:
-        # A guess that matches no waiting request concerns no connector's log.
+        # A guess that matches no waiting request (or none that still counts this
+        # user's guesses) concerns no connector's log.
         logger.info("user %s: wrong pairing PIN and serial digits", username)
     if guess.remaining == 0:
         logger.warning(
@@ -596,17 +601,31 @@ def _guess_allowed(now):
         status=Registration.PENDING_USER_CONFIRMATION,
         locked_at__isnull=True,
         expires_at__gt=now,
-        failed_attempts__lt=settings.PAIRING_MAX_ATTEMPTS,
+        failed_attempts__lt=settings.PAIRING_MAX_ATTEMPTS_TOTAL,
+        wrong_serial_attempts__lt=settings.PAIRING_MAX_ATTEMPTS,
     )
 
 
-def _judge_right_guess(registration: Registration, now) -> Registration:
-    """A right PIN and serial digits pair only while the request takes guesses.
+def _judge_right_guess(registration: Registration, user, now) -> Registration:
+    """A right PIN and serial digits pair only while the request takes guesses, and
+    takes them from this user.
 
     The guess takes one of the request's attempts while it is judged and gives it
     back: a right guess in a burst of wrong ones succeeds only if it came before
-    the attempts ran out, as it would have one at a time.
+    the attempts ran out, as it would have one at a time. A user who spent their
+    own share of guesses at the request is answered as if the guess were wrong:
+    telling them it was right would let them go on guessing.
     """
+    spent = PairingGuess.objects.filter(
+        registration=registration, user=user, wrong__gte=settings.PAIRING_MAX_ATTEMPTS
+    ).exists()
+    if spent and registration.locked_at is None:
+        logger.info(
+            "user %s: guess at registration %s not judged, their guesses there are spent",
+            user.get_username(),
+            registration.rid,
+        )
+        raise WrongPairingCode()
     _expire_if_due(registration, now)
     refusal = pairing_refusal(registration, now)
     if refusal is not None:
@@ -623,32 +642,52 @@ def _judge_right_guess(registration: Registration, now) -> Registration:
     return registration
 
 
-def _count_wrong_guess(registration: Registration, username: str, now, ip) -> bool:
-    """Spend one of the request's attempts on a wrong guess; the last one locks it.
+def _count_wrong_guess(registration: Registration, user, suffix: str, now, ip) -> bool:
+    """Spend one of the user's and one of the request's attempts on a wrong guess;
+    the request's last one locks it.
 
-    One conditional UPDATE counts and locks, so concurrent guesses never count past
-    PAIRING_MAX_ATTEMPTS. False when the request took no more guesses (locked,
-    ended, or its attempts taken).
+    The user's share and the request's count change in one transaction, each by a
+    conditional UPDATE, so concurrent guesses never count past either limit and a
+    guess the request no longer takes leaves the user's share as it was. False when
+    the guess was not counted (the user's share spent; the request locked, ended,
+    or its attempts taken).
     """
-    last = settings.PAIRING_MAX_ATTEMPTS - 1
-    counted = Registration.objects.filter(_guess_allowed(now), pk=registration.pk).update(
-        failed_attempts=F("failed_attempts") + 1,
-        status=Case(
-            When(failed_attempts__gte=last, then=Value(Registration.EXPIRED)),
-            default=F("status"),
-        ),
-        locked_at=Case(When(failed_attempts__gte=last, then=Value(now)), default=None),
+    # A candidate matched one half: not its serial digits, so its PIN.
+    wrong_serial = registration.serial_suffix != suffix
+    field, limit = (
+        ("wrong_serial_attempts", settings.PAIRING_MAX_ATTEMPTS)
+        if wrong_serial
+        else ("failed_attempts", settings.PAIRING_MAX_ATTEMPTS_TOTAL)
     )
-    if not counted:
-        return False
-    registration.refresh_from_db(fields=["failed_attempts", "locked_at"])
+    with transaction.atomic():
+        PairingGuess.objects.get_or_create(registration=registration, user=user)
+        mine = PairingGuess.objects.filter(
+            registration=registration, user=user, wrong__lt=settings.PAIRING_MAX_ATTEMPTS
+        ).update(wrong=F("wrong") + 1)
+        if not mine:
+            return False
+        counted = Registration.objects.filter(_guess_allowed(now), pk=registration.pk).update(
+            **{
+                field: F(field) + 1,
+                "status": Case(
+                    When(**{f"{field}__gte": limit - 1}, then=Value(Registration.EXPIRED)),
+                    default=F("status"),
+                ),
+                "locked_at": Case(When(**{f"{field}__gte": limit - 1}, then=Value(now))),
+            }
+        )
+        if not counted:
+            transaction.set_rollback(True)
+            return False
+    registration.refresh_from_db(fields=[field, "locked_at"])
+    username = user.get_username()
+    what = "serial digits with this registration's PIN" if wrong_serial else "PIN"
     device_services.record_event(
         registration.connector_id,
         registration.vendor_device_id,
         PAIR_FAILED,
-        f"user {username}: wrong PIN or serial digits for registration {registration.rid} "
-        f"({min(registration.failed_attempts, settings.PAIRING_MAX_ATTEMPTS)} of "
-        f"{settings.PAIRING_MAX_ATTEMPTS})",
+        f"user {username}: wrong {what} for registration {registration.rid} "
+        f"({min(getattr(registration, field), limit)} of {limit})",
         ip,
     )
     if registration.locked_at == now:
@@ -656,8 +695,8 @@ def _count_wrong_guess(registration: Registration, username: str, now, ip) -> bo
             registration.connector_id,
             registration.vendor_device_id,
             PAIR_FAILED,
-            f"registration {registration.rid} locked after {settings.PAIRING_MAX_ATTEMPTS} "
-            "wrong guesses; the device must start again",
+            f"registration {registration.rid} locked after {limit} wrong guesses "
+            f"({what}); the device must start again",
             ip,
         )
     return True

@@ -17,7 +17,7 @@ from django.test import Client, RequestFactory
 from accounts.models import ApiToken
 from certificates.models import IssuedCertificate
 from devices.models import DataPoint, Device, Event, IngestMark, WhitelistImport
-from registrations.models import Message, Registration, SecureDevice
+from registrations.models import Message, PairingGuess, Registration, SecureDevice
 from tests.secure_devices import register
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +44,7 @@ def everything(connector, device_client, whitelist, owner, pki, registered):
     ApiToken.issue(owner, "laptop")
     Group.objects.create(name="Support")
     IngestMark.objects.create(epoch="e1", last_sequence=1)
+    PairingGuess.objects.create(registration=Registration.objects.get(), user=owner, wrong=1)
     Client().post("/login/", {"username": "owner", "password": "wrong"})
     Client().post("/login/", {"username": "owner", "password": "owner-pass-123"})
     assert AccessAttempt.objects.exists() and AccessLog.objects.exists()

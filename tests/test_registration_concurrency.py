@@ -13,7 +13,8 @@ from django.db import connection
 from django.test import Client
 
 from devices.models import Event
-from tests.secure_devices import registration, serial_suffix_of
+from registrations.models import PairingGuess, Registration
+from tests.secure_devices import pair, registration, serial_suffix_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -91,6 +92,7 @@ def test_a_burst_of_wrong_guesses_by_one_user_gets_exactly_the_users_allowance(
 def test_a_burst_of_guesses_from_many_accounts_locks_the_registration_after_the_limit(
     secure_client, secure_connector, device_certificate, django_user_model, settings
 ):
+    settings.PAIRING_MAX_ATTEMPTS_TOTAL = 20
     started = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
     suffix = serial_suffix_of(device_certificate)
     # One account per guess, so only the registration's own count stops them.
@@ -115,9 +117,9 @@ def test_a_burst_of_guesses_from_many_accounts_locks_the_registration_after_the_
     print(
         f"\n{BURST} concurrent wrong guesses from {BURST} accounts: {locked.failed_attempts} "
         f"counted against the registration, {counted} logged "
-        f"(limit {settings.PAIRING_MAX_ATTEMPTS})"
+        f"(limit {settings.PAIRING_MAX_ATTEMPTS_TOTAL})"
     )
-    assert locked.failed_attempts == settings.PAIRING_MAX_ATTEMPTS == counted
+    assert locked.failed_attempts == settings.PAIRING_MAX_ATTEMPTS_TOTAL == counted
     assert locked.locked_at is not None
     # The right PIN is refused now: the device must start again.
     owner = signed_in(django_user_model.objects.create_user("rightful-owner"))
@@ -126,3 +128,62 @@ def test_a_burst_of_guesses_from_many_accounts_locks_the_registration_after_the_
         {"pin": started["pin"], "serial_suffix": suffix},
     )
     assert "locked after too many wrong guesses" in response.content.decode()
+
+
+def test_a_strangers_burst_at_a_registration_leaves_it_to_its_owner(
+    secure_client, secure_connector, device_certificate, django_user_model, alice, settings
+):
+    # Only the stranger's share of the request stops them: their own limit is loose.
+    settings.RATE_LIMIT_PAIRING_FAILURES = "1000/900"
+    started = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
+    suffix = serial_suffix_of(device_certificate)
+    stranger = django_user_model.objects.create_user("stranger")
+    browsers = [signed_in(stranger) for _ in range(BURST)]
+    guesses = [{"pin": wrong_pin(started["pin"], n), "serial_suffix": suffix} for n in range(BURST)]
+
+    statuses = guess_all_at_once(browsers, guesses)
+
+    waiting = registration(started["rid"])
+    share = PairingGuess.objects.get(registration=waiting, user=stranger).wrong
+    print(
+        f"\n{BURST} concurrent wrong guesses by one stranger at one registration: "
+        f"{waiting.failed_attempts} counted (their share {settings.PAIRING_MAX_ATTEMPTS}), "
+        f"status {waiting.status}"
+    )
+    assert statuses == [200] * BURST
+    assert waiting.failed_attempts == share == settings.PAIRING_MAX_ATTEMPTS
+    assert waiting.status == Registration.PENDING_USER_CONFIRMATION and waiting.locked_at is None
+    assert Event.objects.filter(kind="pair_failed", reason__contains="stranger").count() == share
+    assert pair(signed_in(alice), secure_connector, started["pin"], suffix).status_code == 302
+    assert registration(started["rid"]).status == Registration.PENDING_DEVICE_COMPLETION
+
+
+def test_a_burst_from_many_accounts_never_counts_past_either_cap(
+    secure_client, secure_connector, device_certificate, django_user_model, settings
+):
+    # Eight accounts, eight guesses each: their shares (5 each, 40 together) exceed the
+    # request's total cap, so both limits are under pressure at once.
+    settings.RATE_LIMIT_PAIRING_FAILURES = "1000/900"
+    settings.PAIRING_MAX_ATTEMPTS_TOTAL = 30
+    started = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
+    suffix = serial_suffix_of(device_certificate)
+    accounts = [django_user_model.objects.create_user(f"guesser{n}") for n in range(8)]
+    browsers = [signed_in(accounts[n % 8]) for n in range(BURST)]
+    guesses = [{"pin": wrong_pin(started["pin"], n), "serial_suffix": suffix} for n in range(BURST)]
+
+    statuses = guess_all_at_once(browsers, guesses)
+
+    locked = registration(started["rid"])
+    shares = list(PairingGuess.objects.filter(registration=locked).values_list("wrong", flat=True))
+    counted = Event.objects.filter(
+        kind="pair_failed", reason__contains=f"wrong PIN for registration {started['rid']}"
+    ).count()
+    print(
+        f"\n{BURST} concurrent wrong guesses from 8 accounts: {locked.failed_attempts} counted "
+        f"(cap {settings.PAIRING_MAX_ATTEMPTS_TOTAL}), shares {sorted(shares)} "
+        f"(each at most {settings.PAIRING_MAX_ATTEMPTS})"
+    )
+    assert statuses == [200] * BURST
+    assert locked.failed_attempts == settings.PAIRING_MAX_ATTEMPTS_TOTAL == sum(shares) == counted
+    assert max(shares) <= settings.PAIRING_MAX_ATTEMPTS
+    assert locked.status == Registration.EXPIRED and locked.locked_at is not None

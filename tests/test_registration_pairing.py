@@ -9,7 +9,7 @@ from django.utils import timezone
 from connectors.models import Connector
 from devices.models import Event
 from registrations import services
-from registrations.models import Registration
+from registrations.models import PairingGuess, Registration
 from tests.secure_devices import SecureDeviceClient, pair, registration, serial_suffix_of, trust
 from tests.tls import make_certificate
 
@@ -168,23 +168,48 @@ def test_wrong_serial_digits_count_against_the_registration_and_the_user(
     response = pair(alice_browser, secure_connector, started["pin"], "0000")
     assert response.status_code == 200
     assert "No device waiting to be paired matches" in response.content.decode()
-    assert registration(started["rid"]).failed_attempts == 1
+    counted = registration(started["rid"])
+    assert counted.wrong_serial_attempts == 1 and counted.failed_attempts == 0
+    assert PairingGuess.objects.get(registration=counted).wrong == 1
     reasons = list(Event.objects.filter(kind="pair_failed").values_list("reason", flat=True))
     assert reasons == [
-        f"user alice: wrong PIN or serial digits for registration {started['rid']} (1 of 5)"
+        f"user alice: wrong serial digits with this registration's PIN for registration "
+        f"{started['rid']} (1 of 5)"
     ]
+
+
+def test_a_wrong_pin_is_logged_with_the_requests_count_of_all_accounts(
+    started, suffix, secure_connector, alice_browser
+):
+    assert pair(alice_browser, secure_connector, wrong_pin(started["pin"]), suffix).status_code
+    reasons = list(Event.objects.filter(kind="pair_failed").values_list("reason", flat=True))
+    assert reasons == [f"user alice: wrong PIN for registration {started['rid']} (1 of 1000)"]
+
+
+def test_wrong_serial_digits_typed_with_the_pin_lock_the_request_after_five(
+    started, secure_client, secure_connector, django_user_model
+):
+    # Whoever types the request's PIN saw it; the serial digits are then the only
+    # secret left (65,536 values), so all accounts together get five tries at them.
+    for stranger in signed_in_strangers(django_user_model, 5):
+        assert pair(stranger, secure_connector, started["pin"], "0000").status_code == 200
+    locked = registration(started["rid"])
+    assert locked.status == Registration.EXPIRED and locked.locked_at is not None
+    assert locked.wrong_serial_attempts == 5 and locked.failed_attempts == 0
+    assert secure_client.status(started["rid"]).json() == {"data": {"status": "EXPIRED"}}
 
 
 def test_a_brute_forced_registration_is_locked_and_the_device_must_start_again(
     started, suffix, secure_client, secure_connector, settings, django_user_model
 ):
     # Several accounts share the guesses, so only the per-registration count stops them.
-    for number in range(settings.PAIRING_MAX_ATTEMPTS):
-        guesser = Client()
-        guesser.force_login(django_user_model.objects.create_user(f"guesser{number}"))
-        pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
+    settings.PAIRING_MAX_ATTEMPTS_TOTAL = 10
+    for guesser in signed_in_strangers(django_user_model, 2, prefix="guesser"):
+        for _ in range(5):
+            pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
     locked = registration(started["rid"])
     assert locked.status == Registration.EXPIRED and locked.locked_at is not None
+    assert locked.failed_attempts == 10
 
     # Even the right PIN is refused now, with a message that says why.
     owner = Client()
@@ -193,7 +218,7 @@ def test_a_brute_forced_registration_is_locked_and_the_device_must_start_again(
     assert response.status_code == 200
     assert "locked after too many wrong guesses" in response.content.decode()
     assert secure_client.status(started["rid"]).json() == {"data": {"status": "EXPIRED"}}
-    assert Event.objects.filter(kind="pair_failed", reason__contains="locked after 5").exists()
+    assert Event.objects.filter(kind="pair_failed", reason__contains="locked after 10").exists()
     # A fresh request gets a fresh PIN that pairs.
     fresh = secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
     assert pair(owner, secure_connector, fresh["pin"], suffix).status_code == 302
@@ -268,13 +293,87 @@ def test_a_right_guess_counts_against_neither_the_user_nor_the_registration(
 def test_the_last_of_a_registrations_guesses_may_be_the_right_one(
     started, suffix, secure_connector, settings, django_user_model
 ):
-    for number in range(settings.PAIRING_MAX_ATTEMPTS - 1):
-        guesser = Client()
-        guesser.force_login(django_user_model.objects.create_user(f"guesser{number}"))
-        pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
+    settings.PAIRING_MAX_ATTEMPTS_TOTAL = 9
+    for guesser in signed_in_strangers(django_user_model, 2, prefix="guesser"):
+        for _ in range(4):
+            pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix)
     owner = Client()
     owner.force_login(django_user_model.objects.create_user("rightful-owner"))
     assert pair(owner, secure_connector, started["pin"], suffix).status_code == 302
     paired = registration(started["rid"])
     assert paired.status == Registration.PENDING_DEVICE_COMPLETION and paired.locked_at is None
-    assert paired.failed_attempts == settings.PAIRING_MAX_ATTEMPTS - 1
+    assert paired.failed_attempts == settings.PAIRING_MAX_ATTEMPTS_TOTAL - 1
+
+
+def signed_in_strangers(django_user_model, count: int, prefix: str = "stranger") -> list[Client]:
+    """Accounts of other tenants' users: signed in, owning nothing, knowing no PIN."""
+    browsers = []
+    for number in range(count):
+        browser = Client()
+        browser.force_login(django_user_model.objects.create_user(f"{prefix}{number}"))
+        browsers.append(browser)
+    return browsers
+
+
+def test_a_strangers_wrong_guesses_do_not_stop_the_owner_pairing(
+    started, suffix, secure_connector, alice_browser, django_user_model, settings
+):
+    # Three strangers who know only the serial digits each spend their whole allowance
+    # on the request (15 wrong PINs, three times what locked it before).
+    for stranger in signed_in_strangers(django_user_model, 3):
+        for _ in range(5):
+            response = pair(stranger, secure_connector, wrong_pin(started["pin"]), suffix)
+            assert response.status_code == 200
+            assert "No device waiting to be paired matches" in response.content.decode()
+        slowed = pair(stranger, secure_connector, wrong_pin(started["pin"]), suffix)
+        assert slowed.status_code == 429
+    waiting = registration(started["rid"])
+    assert waiting.status == Registration.PENDING_USER_CONFIRMATION and waiting.locked_at is None
+    assert waiting.failed_attempts == 15
+
+    assert pair(alice_browser, secure_connector, started["pin"], suffix).status_code == 302
+    paired = registration(started["rid"])
+    assert paired.status == Registration.PENDING_DEVICE_COMPLETION
+    assert paired.user.username == "alice"
+
+
+def test_one_account_cannot_spend_more_than_its_share_of_a_requests_guesses(
+    started, suffix, secure_connector, alice_browser, django_user_model, settings
+):
+    # Even with a loose per-user limit, one account's wrong guesses at one request stop
+    # counting (and being judged) after PAIRING_MAX_ATTEMPTS.
+    settings.RATE_LIMIT_PAIRING_FAILURES = "100/900"
+    (stranger,) = signed_in_strangers(django_user_model, 1)
+    for _ in range(20):
+        response = pair(stranger, secure_connector, wrong_pin(started["pin"]), suffix)
+        assert response.status_code == 200
+    assert registration(started["rid"]).failed_attempts == 5
+    assert PairingGuess.objects.get(user__username="stranger0").wrong == 5
+    assert Event.objects.filter(kind="pair_failed", reason__contains="stranger0").count() == 5
+    # Past their share even the right PIN is not judged for them: it reads as wrong.
+    response = pair(stranger, secure_connector, started["pin"], suffix)
+    assert response.status_code == 200
+    assert "No device waiting to be paired matches" in response.content.decode()
+    assert registration(started["rid"]).status == Registration.PENDING_USER_CONFIRMATION
+    # The owner pairs.
+    assert pair(alice_browser, secure_connector, started["pin"], suffix).status_code == 302
+    assert registration(started["rid"]).user.username == "alice"
+
+
+def test_many_accounts_together_get_no_more_wrong_pins_than_the_total_cap(
+    started, suffix, secure_connector, django_user_model, settings
+):
+    # What bounds a search of the PIN space by many accounts: their wrong PINs together.
+    settings.PAIRING_MAX_ATTEMPTS_TOTAL = 12
+    for guesser in signed_in_strangers(django_user_model, 4, prefix="guesser"):
+        for _ in range(5):
+            assert pair(guesser, secure_connector, wrong_pin(started["pin"]), suffix).status_code
+    locked = registration(started["rid"])
+    assert locked.failed_attempts == 12
+    assert locked.status == Registration.EXPIRED and locked.locked_at is not None
+    assert sum(PairingGuess.objects.values_list("wrong", flat=True)) == 12
+    # Locked means locked: the right PIN is refused and said so, and nothing more counts.
+    (owner,) = signed_in_strangers(django_user_model, 1, prefix="owner")
+    response = pair(owner, secure_connector, started["pin"], suffix)
+    assert "locked after too many wrong guesses" in response.content.decode()
+    assert registration(started["rid"]).failed_attempts == 12
