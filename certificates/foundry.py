@@ -10,6 +10,7 @@ import base64
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +18,7 @@ from accounts.authentication import ApiTokenAuthentication
 from certificates import services
 from certificates.api.views import CertificateViewMixin, status_of
 from certificates.models import EC_P256
+from connectors.api.parsers import JSONParser
 
 TOPICS = OpenApiParameter(
     "topics", str, description='URL-encoded JSON list, e.g. ["1/#/1"]; activates the certificate'
@@ -29,6 +31,9 @@ def _b64(text: str) -> str:
 
 class FoundryView(CertificateViewMixin, APIView):
     """Connector from the path or the device host; errors as {"error": {"code", "message"}}."""
+
+    # Foundry clients send JSON or forms.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_connector(self):
         if "connector_id" not in self.kwargs:
@@ -50,7 +55,10 @@ class FoundryView(CertificateViewMixin, APIView):
     def field(self, name):
         """A field of the JSON (or form) body, else of the query string."""
         data = self.request.data
-        if hasattr(data, "get") and name in data:
+        if not hasattr(data, "get"):
+            # A JSON list or scalar: the fields the schema names live in an object.
+            raise exceptions.ParseError("the body is a JSON object or a form")
+        if name in data:
             return data.get(name)
         return self.request.query_params.get(name)
 

@@ -665,7 +665,6 @@ def test_resources_can_be_defined_listed_changed_and_removed(api_client, connect
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({"alias": "myalias", "format": "number"}, "alias"),
         ({"alias": "has space", "format": "number"}, "alias"),
         ({"alias": "x" * 65, "format": "number"}, "alias"),
         ({"alias": "ok", "format": "picture"}, "format"),
@@ -679,12 +678,19 @@ def test_bad_resources_are_400(api_client, connector, body, field):
     assert Resource.objects.count() == 1
 
 
-def test_renaming_a_resource_onto_another_alias_is_400(api_client, connector):
+def test_defining_or_renaming_onto_a_defined_alias_is_409(api_client, connector):
     Resource.objects.create(connector=connector, alias="other")
     response = api_client.patch(
         f"{API}/connectors/{connector.pk}/resources/other/", {"alias": "myalias"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json() == {"detail": "This connector already defines that alias."}
+    again = api_client.post(
+        f"{API}/connectors/{connector.pk}/resources/", {"alias": "myalias", "format": "string"}
+    )
+    assert again.status_code == 409
+    assert Resource.objects.get(alias="myalias").format == "number"
+    assert Resource.objects.filter(connector=connector).count() == 2
 
 
 def test_a_defined_resource_stores_device_writes(api_client, connector, device_client, whitelist):

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
 from accounts.models import ApiToken
+from connectors.api.fields import StrictModelSerializer
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(StrictModelSerializer):
     class Meta:
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at"]

@@ -3,9 +3,10 @@
 from rest_framework import serializers
 
 from certificates.models import KEY_TYPES, CertificateAuthority, IssuedCertificate, TrustAnchor
+from connectors.api.fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 
 
-class AuthoritySerializer(serializers.ModelSerializer):
+class AuthoritySerializer(StrictModelSerializer):
     crl_url = serializers.SerializerMethodField()
     certificate_url = serializers.SerializerMethodField()
 
@@ -33,27 +34,27 @@ class AuthoritySerializer(serializers.ModelSerializer):
 
 class CreateAuthoritySerializer(serializers.Serializer):
     key_type = serializers.ChoiceField(choices=KEY_TYPES, required=False)
-    subject = serializers.CharField(
+    subject = StrictCharField(
         required=False, allow_blank=True, max_length=500, help_text="/C=US/O=My Org/CN=My CA"
     )
     days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
 
 
 class IssueSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = StrictCharField(
         required=False, allow_blank=True, max_length=200, help_text="subject CN: the identity"
     )
-    serial = serializers.CharField(
+    serial = StrictCharField(
         required=False, allow_blank=True, max_length=64, help_text="decimal, or hex with 0x"
     )
-    csr = serializers.CharField(
+    csr = StrictCharField(
         required=False, allow_blank=True, max_length=64 * 1024, trim_whitespace=False
     )
     key_type = serializers.ChoiceField(choices=KEY_TYPES, required=False)
     days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
 
 
-class IssuedCertificateSerializer(serializers.ModelSerializer):
+class IssuedCertificateSerializer(StrictModelSerializer):
     # Null until the certificate is provisioned to a device.
     device = serializers.SlugRelatedField(slug_field="identity", read_only=True, allow_null=True)
 
@@ -74,7 +75,7 @@ class IssuedCertificateSerializer(serializers.ModelSerializer):
         ]
 
 
-class TrustAnchorSerializer(serializers.ModelSerializer):
+class TrustAnchorSerializer(StrictModelSerializer):
     class Meta:
         model = TrustAnchor
         fields = [
@@ -95,12 +96,12 @@ class TrustAnchorSerializer(serializers.ModelSerializer):
 
 
 class UploadTrustAnchorSerializer(serializers.Serializer):
-    certificate = serializers.CharField(max_length=64 * 1024, trim_whitespace=False)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    certificate = StrictCharField(max_length=64 * 1024, trim_whitespace=False)
+    name = StrictCharField(required=False, allow_blank=True, max_length=100)
 
 
 class VerifyTrustAnchorSerializer(serializers.Serializer):
-    certificate = serializers.CharField(
+    certificate = StrictCharField(
         max_length=64 * 1024,
         trim_whitespace=False,
         help_text="a certificate whose CN is the verification code, signed by the anchor's key",
@@ -108,4 +109,4 @@ class VerifyTrustAnchorSerializer(serializers.Serializer):
 
 
 class ChangeTrustAnchorSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from connectors import identity
+from connectors.api.fields import StrictCharField, StrictModelSerializer
 from connectors.models import Connector, Resource, validate_ip_allowlist
 
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
@@ -9,7 +10,7 @@ MAX_WINDOW_SECONDS = 366 * 24 * 3600
 class IdentityFormatSerializer(serializers.Serializer):
     """The identity format as one object; stored as the connector's identity_* columns."""
 
-    prefix = serializers.CharField(
+    prefix = StrictCharField(
         source="identity_prefix", max_length=32, allow_blank=True, required=False
     )
     type = serializers.ChoiceField(
@@ -27,10 +28,10 @@ class IdentityFormatSerializer(serializers.Serializer):
     )
 
 
-class ConnectorSerializer(serializers.ModelSerializer):
+class ConnectorSerializer(StrictModelSerializer):
     identity_format = IdentityFormatSerializer(source="*", required=False)
     ip_allowlist = serializers.ListField(
-        child=serializers.CharField(max_length=64),
+        child=StrictCharField(max_length=64),
         max_length=1000,
         required=False,
         validators=[validate_ip_allowlist],
@@ -74,17 +75,8 @@ class ConnectorSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class ResourceSerializer(serializers.ModelSerializer):
+class ResourceSerializer(StrictModelSerializer):
     class Meta:
         model = Resource
         fields = ["alias", "format", "created_at"]
         read_only_fields = ["created_at"]
-
-    def validate_alias(self, value):
-        connector = self.context["connector"]
-        taken = Resource.objects.filter(connector=connector, alias=value)
-        if self.instance is not None:
-            taken = taken.exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise serializers.ValidationError("This connector already defines that alias.")
-        return value

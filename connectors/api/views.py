@@ -151,8 +151,14 @@ class ResourceViewSet(
     def perform_destroy(self, instance):
         services.delete_resource(instance, **self.audit())
 
-    @staticmethod
-    def _save(serializer, **fields) -> Resource:
+    def _save(self, serializer, **fields) -> Resource:
+        # A conflict with what is stored, not bad input: 409, as for the race below.
+        alias = serializer.validated_data.get("alias")
+        taken = Resource.objects.filter(connector=self.get_connector(), alias=alias)
+        if serializer.instance is not None:
+            taken = taken.exclude(pk=serializer.instance.pk)
+        if alias is not None and taken.exists():
+            raise Conflict("This connector already defines that alias.")
         try:
             with transaction.atomic():
                 return serializer.save(**fields)

@@ -15,6 +15,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connectors.api.fields import StrictBooleanField
 from connectors.api.views import CONNECTOR_ID, ConnectorScopedMixin
 from devices import imports, services
 from devices.models import WhitelistImport
@@ -62,7 +63,7 @@ class WhitelistImportSerializer(serializers.ModelSerializer):
 
 class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV with the header ID,TLS Client Certificate,Tags.")
-    dry_run = serializers.BooleanField(default=False, help_text="Validate and report only.")
+    dry_run = StrictBooleanField(default=False, help_text="Validate and report only.")
     on_error = serializers.ChoiceField(
         choices=WhitelistImport.ON_ERROR,
         default=WhitelistImport.ABORT,

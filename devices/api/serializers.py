@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from connectors.api.fields import StrictCharField, StrictModelSerializer
 from connectors.api.serializers import MAX_WINDOW_SECONDS
 from connectors.models import Connector
 from devices import services
@@ -13,8 +14,17 @@ from devices.models import DataPoint, Device, Event
 class TagSerializer(serializers.Serializer):
     """One `{"name", "value"}` tag, as in the CSV Tags column."""
 
-    name = serializers.CharField(max_length=64)
-    value = serializers.CharField(max_length=256, allow_blank=True)
+    name = StrictCharField(max_length=64)
+    value = StrictCharField(max_length=256, allow_blank=True)
+
+    def validate(self, attrs):
+        # A PATCH makes every field optional, nested ones too; a tag still needs both.
+        missing = [name for name in ("name", "value") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
+        return attrs
 
 
 def _tags_or_error(tags):
@@ -52,13 +62,13 @@ class DeviceSerializer(serializers.ModelSerializer):
 class WhitelistSerializer(serializers.Serializer):
     """Input of "whitelist one device"; the service normalises and checks the identity."""
 
-    identity = serializers.CharField(max_length=200, trim_whitespace=False)
+    identity = StrictCharField(max_length=200, trim_whitespace=False)
     tags = TagSerializer(many=True, required=False)
-    name = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    name = StrictCharField(max_length=100, allow_blank=True, required=False)
     activation_window_seconds = serializers.IntegerField(
         min_value=60, max_value=MAX_WINDOW_SECONDS, required=False
     )
-    certificate = serializers.CharField(
+    certificate = StrictCharField(
         max_length=20_000,
         allow_blank=True,
         required=False,
@@ -76,7 +86,7 @@ class WhitelistSerializer(serializers.Serializer):
         return _tags_or_error(value)
 
 
-class DeviceUpdateSerializer(serializers.ModelSerializer):
+class DeviceUpdateSerializer(StrictModelSerializer):
     """What an admin may change on a device directly; status changes go through actions."""
 
     tags = TagSerializer(many=True, required=False)
@@ -103,7 +113,8 @@ class ResetSerializer(serializers.Serializer):
 
 # Unix seconds as devices send them: up to year 5138, at most microseconds.
 UNIX_SECONDS = r"[0-9]{1,11}(\.[0-9]{1,6})?"
-ISO_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# A date alone is not a date-time, which the schema promises.
+ISO_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T"
 
 
 @extend_schema_field(
@@ -128,7 +139,7 @@ class SinceField(serializers.Field):
             if re.fullmatch(UNIX_SECONDS, data):
                 return datetime.fromtimestamp(float(data), tz=UTC)
             # The extended form only: fromisoformat also reads digit runs as dates.
-            if not re.match(ISO_DATE, data):
+            if not re.match(ISO_DATE_TIME, data):
                 self.fail("invalid")
             moment = datetime.fromisoformat(data)
             # In UTC: PostgreSQL refuses offsets past 15:59, which ISO 8601 allows.
@@ -144,14 +155,12 @@ class DeviceFilterSerializer(serializers.Serializer):
     """Query parameters of the device list."""
 
     status = serializers.ChoiceField(choices=Device.STATUSES, required=False)
-    tag = serializers.CharField(
+    tag = StrictCharField(
         max_length=330,
         required=False,
         help_text='A tag "name:value", or "name" for any value.',
     )
-    search = serializers.CharField(
-        max_length=200, required=False, help_text="Part of the identity."
-    )
+    search = StrictCharField(max_length=200, required=False, help_text="Part of the identity.")
 
     def validate_tag(self, value):
         name, _, tag_value = value.partition(":")
@@ -177,7 +186,7 @@ class EventFilterSerializer(serializers.Serializer):
     """Query parameters of the event log."""
 
     kind = serializers.ChoiceField(choices=Event.KINDS, required=False)
-    identity = serializers.CharField(max_length=200, required=False, trim_whitespace=False)
+    identity = StrictCharField(max_length=200, required=False, trim_whitespace=False)
     since = SinceField(required=False, help_text="ISO 8601 date-time or unix seconds.")
 
 
@@ -191,5 +200,5 @@ class DataPointSerializer(serializers.ModelSerializer):
 class DataFilterSerializer(serializers.Serializer):
     """Query parameters of a device's data points."""
 
-    alias = serializers.CharField(max_length=64, required=False)
+    alias = StrictCharField(max_length=64, required=False)
     since = SinceField(required=False, help_text="ISO 8601 date-time or unix seconds.")

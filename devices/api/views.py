@@ -78,9 +78,15 @@ class DeviceScopedMixin(ConnectorScopedMixin):
         return device
 
 
-def _query(serializer_class, request) -> dict:
+def validated_query(serializer_class, request) -> dict:
     """Validated query parameters; unknown values are a 400 naming the parameter."""
     serializer = serializer_class(data=request.query_params)
+    # DRF reads an empty optional parameter as absent; the schema says it holds a value.
+    empty = [name for name in serializer.fields if request.query_params.get(name) == ""]
+    if empty:
+        raise exceptions.ValidationError(
+            {name: ["Give a value or leave the parameter out."] for name in empty}
+        )
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -123,7 +129,7 @@ class DeviceViewSet(
         devices = Device.objects.filter(connector=self.get_connector()).select_related("owner")
         if self.action != "list":
             return devices
-        filters = _query(DeviceFilterSerializer, self.request)
+        filters = validated_query(DeviceFilterSerializer, self.request)
         if "status" in filters:
             devices = devices.filter(status=filters["status"])
         if "tag" in filters:
@@ -213,7 +219,7 @@ class EventListView(ConnectorScopedMixin, generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Event.objects.none()
         connector = self.get_connector()
-        filters = _query(EventFilterSerializer, self.request)
+        filters = validated_query(EventFilterSerializer, self.request)
         events = Event.objects.filter(connector=connector)
         if "kind" in filters:
             events = events.filter(kind=filters["kind"])
@@ -234,7 +240,7 @@ class DeviceDataView(DeviceScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return DataPoint.objects.none()
-        filters = _query(DataFilterSerializer, self.request)
+        filters = validated_query(DataFilterSerializer, self.request)
         points = DataPoint.objects.filter(device=self.get_device())
         if "alias" in filters:
             points = points.filter(alias=filters["alias"])

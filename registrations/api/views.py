@@ -9,7 +9,7 @@ from rest_framework import generics
 
 from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import CONNECTOR_ID
-from devices.api.views import IDENTITY, DeviceScopedMixin
+from devices.api.views import IDENTITY, DeviceScopedMixin, validated_query
 from registrations.api.serializers import MessageFilterSerializer, MessageSerializer
 from registrations.models import Message
 
@@ -29,9 +29,8 @@ class DeviceMessageListView(DeviceScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Message.objects.none()
-        filters = MessageFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = validated_query(MessageFilterSerializer, self.request)
         messages = Message.objects.filter(device=self.get_device())
-        if "since" in filters.validated_data:
-            messages = messages.filter(created_at__gte=filters.validated_data["since"])
+        if "since" in filters:
+            messages = messages.filter(created_at__gte=filters["since"])
         return messages
