@@ -11,6 +11,7 @@ _CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 # Where the management API lives; it answers in JSON, refusals included.
 API_PREFIX = "/api/"
 NUL_MESSAGE = "NUL characters are not allowed in URLs"
+FOUNDRY_CALLS = ("/certificates/generate", "/certificates/provision", "/certificates/revoke")
 # Names a laptop serves over plain HTTP too (make run: http://localhost:8000 beside
 # https://localhost:8443). Browsers keep HSTS per name, not per port, so HSTS sent
 # from the HTTPS port would lock the browser out of the HTTP one.
@@ -115,6 +116,10 @@ class RejectNulMiddleware:
         # The management API answers every refusal as JSON, as its schema documents;
         # devices and the portal get the plain text they always had. No device URL
         # starts with /api/.
+        status = response_class.status_code
+        if request.path_info.endswith(FOUNDRY_CALLS):
+            # Certificate self-provisioning, wherever it is served, words refusals its own way.
+            return JsonResponse({"error": {"code": status, "message": NUL_MESSAGE}}, status=status)
         if request.path_info.startswith(API_PREFIX):
-            return JsonResponse({"detail": NUL_MESSAGE}, status=response_class.status_code)
+            return JsonResponse({"detail": NUL_MESSAGE}, status=status)
         return response_class(NUL_MESSAGE + "\n", content_type="text/plain")

@@ -144,6 +144,21 @@ def test_a_nul_in_a_management_api_url_is_refused_in_json_as_documented(api_clie
     assert response.json() == {"detail": "NUL characters are not allowed in URLs"}
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/connectors/dt0/certificates/generate?topics=%00",
+        "/c/dt0/foundry/certificates/generate?topics=%00",
+    ],
+)
+def test_a_nul_in_a_foundry_url_is_refused_in_the_foundry_envelope(api_client, path):
+    response = api_client.get(path)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    message = "NUL characters are not allowed in URLs"
+    assert response.json() == {"error": {"code": 400, "message": message}}
+
+
 def test_every_secure_call_under_the_connector_path_prefix_works(
     secure_connector, secure_client, alice_browser
 ):
