@@ -6,8 +6,8 @@ token (401), a caller who may not act (403), a connector or record the caller
 cannot see (404) and a change that conflicts with what is stored (409). This
 hook adds those responses, with the bodies DRF's error handling sends, to
 every operation that can give them, so clients (and schemathesis in CI) can
-rely on the schema for every status code. It also states what DRF refuses in
-every text field of a request body: a NUL character.
+rely on the schema for every status code. It also states what Gatehouse refuses
+in every text field of a request body and every query parameter: a NUL character.
 """
 
 ERROR = {
@@ -103,6 +103,10 @@ def document_refusals(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         foundry = path.endswith(FOUNDRY_PATHS)
         for method, operation in operations.items():
+            # Gatehouse refuses a NUL anywhere in a query string (400) before any view runs.
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _forbid_nul(parameter.get("schema"))
             responses = operation.setdefault("responses", {})
             codes = _refusals(path, method, operation)
             if foundry:

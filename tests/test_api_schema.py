@@ -112,3 +112,17 @@ def test_any_iso_offset_in_since_is_answered_not_a_500(api_client, connector, si
     for path in ("events/", "devices/00000001/data/", "devices/00000001/messages/"):
         response = api_client.get(f"{API}/connectors/{connector.pk}/{path}", {"since": since})
         assert response.status_code == status, (path, response.content)
+
+
+def test_free_text_query_parameters_document_the_nul_gatehouse_refuses(schema, api_client):
+    """A NUL in a query string is a 400 before any view runs; the schema says so."""
+    events = schema["paths"]["/api/v1/connectors/{connector_id}/events/"]["get"]
+    by_name = {parameter["name"]: parameter["schema"] for parameter in events["parameters"]}
+    for name in ("identity", "cursor"):
+        pattern = by_name[name]["pattern"]
+        assert not jsonschema.Draft7Validator({"pattern": pattern}).is_valid("a\x00b"), name
+        assert jsonschema.Draft7Validator({"pattern": pattern}).is_valid("ab"), name
+    # since names its own forms (date-time or unix seconds), which hold no NUL either.
+    assert "pattern" not in by_name["kind"]
+    response = api_client.get(f"{API}/connectors/dt0/events/?cursor=a%00")
+    assert response.status_code == 400
