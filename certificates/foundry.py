@@ -8,6 +8,7 @@ under /c/<connector-id>/foundry/certificates/… and under
 
 import base64
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -20,6 +21,9 @@ from certificates.api.views import CertificateViewMixin, status_of
 from certificates.models import EC_P256
 from connectors.api.parsers import JSONParser
 
+# Documented as JSON: a form body (which Foundry clients may still send) cannot carry
+# the schema's types, so a client reading the schema should send JSON.
+FOUNDRY_BODY = {"application/json": OpenApiTypes.OBJECT}
 TOPICS = OpenApiParameter(
     "topics", str, description='URL-encoded JSON list, e.g. ["1/#/1"]; activates the certificate'
 )
@@ -88,7 +92,7 @@ class GenerateView(FoundryView):
             )
         return self.generate()
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(request=FOUNDRY_BODY, responses={200: dict})
     def post(self, request, connector_id=None):
         return self.generate()
 
@@ -113,7 +117,7 @@ class GenerateView(FoundryView):
 class ProvisionView(FoundryView):
     """Attach the topic list, activate the certificate and bind it to the device."""
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(request=FOUNDRY_BODY, responses={200: dict})
     def post(self, request, connector_id=None):
         certificate = services.provision_certificate(
             self.get_connector(),
@@ -137,7 +141,7 @@ class ProvisionView(FoundryView):
 class RevokeView(FoundryView):
     """Revoke and unbind the device's certificate; its next request with it fails."""
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(request=FOUNDRY_BODY, responses={200: dict})
     def delete(self, request, connector_id=None):
         cert_id, device_id = self.field("certId"), self.field("deviceId")
         services.revoke_device_certificate(

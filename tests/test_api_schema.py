@@ -126,3 +126,22 @@ def test_free_text_query_parameters_document_the_nul_gatehouse_refuses(schema, a
     assert "pattern" not in by_name["kind"]
     response = api_client.get(f"{API}/connectors/dt0/events/?cursor=a%00")
     assert response.status_code == 400
+
+
+def test_foundry_bodies_are_documented_as_json_and_forms_still_work(schema, api_client, connector):
+    """A form cannot carry the schema's types; Foundry clients sending one still succeed."""
+    for path in (
+        "/api/v1/connectors/{connector_id}/certificates/generate",
+        "/c/{connector_id}/foundry/certificates/generate",
+        "/c/{connector_id}/foundry/certificates/provision",
+    ):
+        assert list(schema["paths"][path]["post"]["requestBody"]["content"]) == [
+            "application/json"
+        ], path
+    response = api_client.post(
+        f"/c/{connector.pk}/foundry/certificates/provision",
+        "certId=nope",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400
+    assert "certId" in response.json()["error"]["message"]
