@@ -21,19 +21,8 @@ def _audit(request) -> dict:
 class ConnectorForm(forms.ModelForm):
     class Meta:
         model = Connector
-        fields = [
-            "name",
-            "owner",
-            "managers",
-            "identity_prefix",
-            "identity_type",
-            "identity_mac_style",
-            "identity_length",
-            "auth_mode",
-            "self_registration",
-            "ip_allowlist",
-            "activation_window_seconds",
-        ]
+        # Every setting the log reports a change of, and only those.
+        fields = list(services.SETTINGS)
 
     def clean(self):
         cleaned = super().clean()
