@@ -21,7 +21,7 @@ RUN_ARGS ?=
 
 help:
 	@echo "make run               migrate, collect static files, create the first admin, then run"
-	@echo "                       the web server, a Celery worker and Celery beat (Ctrl-C stops all)"
+	@echo "                       the Procfile's processes: web, asgi, worker, beat, … (Ctrl-C stops all)"
 	@echo "make test              run the tests (ARGS=... is passed to pytest)"
 	@echo "make lint              ruff check and ruff format --check"
 	@echo "make format            ruff format and ruff check --fix"
@@ -50,7 +50,8 @@ run: setup
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) ensure_admin
-	@# runlocal starts and stops every long-running process: web, worker, beat, asgi, https.
+	@# runlocal starts the Procfile's processes (web, asgi, worker, beat, ingest, https),
+	@# restarts one that dies and stops them all on Ctrl-C.
 	exec $(MANAGE) runlocal --port $(PORT) $(RUN_ARGS)
 
 test: venv

@@ -1,6 +1,6 @@
 """Sign-in lockout for the portal and the admin, on django-axes.
 
-Failed sign-ins are counted by username and client address (portal.net
+Failed sign-ins are counted by username and client address (core.net
 .client_ip: proxy headers are believed only from our proxy; an IPv6 client by
 its /64, which one subscriber usually holds whole), in the database that every
 web process shares. Three locks, each judged on the failures of the last
@@ -39,9 +39,9 @@ from django.dispatch import receiver
 from django.shortcuts import render
 from django.utils import timezone
 
+from core.net import client_ip
 from devices.models import Event
 from devices.services.events import Actor, record_event
-from portal.net import client_ip
 
 log = logging.getLogger("gatehouse.signin")
 

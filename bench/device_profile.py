@@ -24,7 +24,7 @@ from types import SimpleNamespace
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench import device_api  # noqa: E402  (needs BASE_DIR on the path)
+from bench import device_api, harness  # noqa: E402  (needs BASE_DIR on the path)
 
 
 class WsgiClient:
@@ -109,17 +109,12 @@ def backend_pid(connection) -> int:
         return cursor.fetchone()[0]
 
 
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a local process (PostgreSQL runs on this machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="profiled requests per scenario")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default=device_api.DATABASE_NAME)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--write-queue", choices=["on", "off"], default="on")
     args = parser.parse_args()
@@ -127,14 +122,15 @@ def main() -> int:
         token_devices=4,
         password_devices=2,
         postgres=args.postgres,
+        database=args.database,
         redis=args.redis,
         conn_health_checks="on",
         write_queue=args.write_queue,
     )
     env = device_api.bench_environment(setup_args)
     os.environ.update(env)
-    device_api.recreate_database(args.postgres)
-    device_api.flush_redis(args.redis)
+    harness.recreate_database(args.postgres, args.database)
+    harness.flush_redis(args.redis)
     # Activations: one warm-up, one listed, then the timed and the profiled batches.
     fixture = device_api.prepare_data(setup_args, 2 * args.requests + 10)
 
@@ -192,12 +188,12 @@ def main() -> int:
 
         database_pid = backend_pid(connection)
         wall, cpu = time.perf_counter(), time.process_time()
-        database_cpu = process_cpu(database_pid)
+        database_cpu = harness.process_cpu(database_pid)
         for _ in range(args.requests):
             send(client)
         wall = (time.perf_counter() - wall) / args.requests * 1000
         cpu = (time.process_time() - cpu) / args.requests * 1000
-        database_cpu = (process_cpu(database_pid) - database_cpu) / args.requests * 1000
+        database_cpu = (harness.process_cpu(database_pid) - database_cpu) / args.requests * 1000
         if backend_pid(connection) != database_pid:
             print("(the database connection was replaced: its CPU figure is wrong)")
         print(

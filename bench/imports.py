@@ -32,6 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench import harness  # noqa: E402  (needs BASE_DIR on the path)
+
 DATABASE_NAME = "bench_imports"
 HEADER = "ID,TLS Client Certificate,Tags\n"
 TARGET_IMPORT_SECONDS = 60.0
@@ -76,7 +80,7 @@ def main() -> None:
     env.pop("REDIS_URL", None)
     try:
         print(f"preparing {DATABASE_NAME} and {args.rows:,} rows in {work} …", flush=True)
-        recreate_database(args.postgres)
+        harness.recreate_database(args.postgres, DATABASE_NAME)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True
         )
@@ -99,25 +103,9 @@ def main() -> None:
     report(args.rows, baseline, imported, queries, load)
 
 
-def recreate_database(server: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server.rstrip('/')}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE_NAME}")
-
-
 def child(kind: str, work: Path, env: dict) -> dict:
     """Run one measurement in a fresh interpreter; it prints one JSON line last."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, "--work", str(work)],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return harness.run_child([__file__, "--measure", kind, "--work", str(work)], env)
 
 
 def write_files(work: Path, rows: int, copy_connector: str) -> tuple[int, int]:
@@ -148,12 +136,16 @@ def report(rows: int, baseline: dict, imported: dict, queries: dict, load: tuple
         ("import: store the upload", f"{imported['store_s']:.1f} s", ""),
         ("import: engine (count, check, stage, write)", f"{imported['import_s']:.1f} s", ""),
         ("", f"{rows / imported['import_s']:,.0f} rows/s", ""),
-        ("import: whole", f"{whole:.1f} s", verdict(whole <= TARGET_IMPORT_SECONDS, "≤ 60 s")),
-        ("engine / COPY", f"{ratio:.1f}×", verdict(ratio <= TARGET_COPY_RATIO, "≤ 10×")),
+        (
+            "import: whole",
+            f"{whole:.1f} s",
+            harness.verdict(whole <= TARGET_IMPORT_SECONDS, "≤ 60 s"),
+        ),
+        ("engine / COPY", f"{ratio:.1f}×", harness.verdict(ratio <= TARGET_COPY_RATIO, "≤ 10×")),
         (
             "import: peak RSS of the process",
             f"{imported['peak_mb']:.0f} MB",
-            verdict(imported["peak_mb"] < TARGET_PEAK_MB, "< 300 MB"),
+            harness.verdict(imported["peak_mb"] < TARGET_PEAK_MB, "< 300 MB"),
         ),
         ("import: result", f"{imported['status']}, {imported['created']:,} created", ""),
     ]
@@ -163,7 +155,7 @@ def report(rows: int, baseline: dict, imported: dict, queries: dict, load: tuple
             (
                 name,
                 f"{timings['median_ms']:.1f} ms (first {timings['first_ms']:.1f} ms)",
-                verdict(worst < TARGET_QUERY_MS, "< 200 ms"),
+                harness.verdict(worst < TARGET_QUERY_MS, "< 200 ms"),
             )
         )
     width = max(len(name) for name, _, _ in lines)
@@ -177,15 +169,10 @@ def report(rows: int, baseline: dict, imported: dict, queries: dict, load: tuple
         print(f"\nplan of {name}:\n  " + "\n  ".join(plan))
 
 
-def verdict(met: bool, target: str) -> str:
-    return f"target {target}: {'met' if met else 'MISSED'}"
-
-
 # --- the children: one measurement each, in a fresh process -----------------------------
 
 
 def measure(kind: str, work: Path) -> None:
-    sys.path.insert(0, str(BASE_DIR))
     import django
 
     django.setup()

@@ -16,10 +16,11 @@ from certificates.models import (
     RevokedCertificate,
     TrustAnchor,
 )
+from core.net import client_ip
 from devices.admin import NoDirectDeleteMixin
 from devices.models import Event
+from devices.services.credentials import credentials_changed
 from devices.services.events import Actor, record_event
-from portal.net import client_ip
 
 
 def _audit(request) -> dict:
@@ -60,6 +61,7 @@ class CertificateAuthorityAdmin(admin.ModelAdmin):
             audit["ip"],
             actor=audit["actor"],
         )
+        credentials_changed("trust_changed", obj.connector_id)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):

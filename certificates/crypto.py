@@ -46,10 +46,18 @@ def generate_key(key_type: str):
     raise CryptoError(f"unknown key type {key_type!r}; use {EC_P256} or {RSA_2048}")
 
 
-def private_key_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
+def private_key_pem(key, *, traditional: bool = False) -> str:
+    """PKCS#8 PEM ("BEGIN PRIVATE KEY"), or with `traditional` the older per-algorithm
+    form many device TLS stacks expect: PKCS#1 "BEGIN RSA PRIVATE KEY" for RSA, SEC 1
+    "BEGIN EC PRIVATE KEY" for EC."""
+    form = (
+        serialization.PrivateFormat.TraditionalOpenSSL
+        if traditional
+        else serialization.PrivateFormat.PKCS8
+    )
+    return key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption()).decode(
+        "ascii"
+    )
 
 
 def check_public_key(public_key) -> None:

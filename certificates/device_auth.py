@@ -1,7 +1,7 @@
 """TLS client-certificate authentication of device data requests.
 
-`devices.services.authenticate_device` hands over here when a request carries
-a client certificate and no Authorization header. A certificate already bound
+The device API's CertificateAuthentication (devices.device_api) hands over here
+when a request carries a client certificate and no Authorization header. A certificate already bound
 to a device costs one indexed lookup by fingerprint (plus one for its issuer
 when it was accepted by chain). Otherwise, in certificate mode, the first such
 request of a whitelisted device provisions it, accepting in this order:
@@ -19,16 +19,16 @@ from datetime import timedelta
 from cryptography import x509
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from certificates import crypto, services
 from certificates.models import IssuedCertificate
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
+from core import ratelimit
 from devices import services as device_services
 from devices.models import Credential, Device, Event
-from portal import ratelimit
+from devices.services.credentials import credentials_changed, next_version
 
 AuthenticationFailed = device_services.AuthenticationFailed
 
@@ -239,10 +239,11 @@ def _claim(connector, device, identity, cert, fingerprint, issuer, pinned, how, 
                 first_seen_at=now,
                 last_seen_at=now,
                 last_ip=ip,
-                credential_version=F("credential_version") + 1,
+                credential_version=next_version(),
             )
             if not claimed:
                 raise _Refused("device was provisioned by another request", identity=identity)
+            credentials_changed("provisioned", connector.pk, [device], version_bumped=True)
             fields = {
                 "state": Credential.ACTIVE,
                 "certificate_pem": crypto.to_pem(cert),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from certificates import views
+from certificates import files, views
 
 app_name = "certificates"
 
@@ -10,6 +10,10 @@ urlpatterns = [
     path("", views.connector_certificates, name="connector"),
     path("ca/create", views.authority_create, name="ca-create"),
     path("issue", views.issue, name="issue"),
+    path("ca.pem", files.authority_file, name="ca-file"),
+    path("issued/<int:certificate_id>/", files.issued_page, name="issued"),
+    path("issued/<int:certificate_id>/cert.pem", files.certificate_file, name="issued-file"),
+    path("issued/<int:certificate_id>/bundle.zip", files.bundle_file, name="issued-bundle"),
     path("<str:fingerprint>/revoke", views.revoke, name="revoke"),
     path("devices/<int:device_id>/", views.device_certificates, name="device"),
     path("trust-anchors/add", views.anchor_add, name="anchor-add"),

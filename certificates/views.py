@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import maker_required
-from certificates import services
+from certificates import files, services
 from certificates.api.views import status_of
 from certificates.forms import AuthorityForm, IssueForm, TrustAnchorForm, VerificationForm
 from certificates.models import (
@@ -25,9 +25,9 @@ from certificates.models import (
 )
 from connectors.models import CONNECTOR_ID_PATTERN, Connector
 from connectors.views import connector_context, get_connector
+from core.net import client_ip
 from devices.models import Device
 from devices.services.events import Actor
-from portal.net import client_ip
 
 ISSUED_ON_PAGE = 50
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
@@ -79,6 +79,9 @@ def _page(request, connector, **extra) -> dict:
         issue_form=IssueForm(),
         anchor_form=TrustAnchorForm(),
         verification_form=VerificationForm(),
+        blank_verification_form=VerificationForm(),
+        # The anchor whose verification form holds errors; the others show a fresh one.
+        verifying=None,
         anchors=TrustAnchor.objects.filter(connector=connector),
         anchor_limit=TrustAnchor.MAX_PER_CONNECTOR,
         issued=(
@@ -108,14 +111,38 @@ def connector_certificates(request, connector_id):
     return render(request, "certificates/connector.html", _page(request, connector))
 
 
-def _refused(request, connector, error: services.CertificateError, **forms_with_errors):
-    messages.error(request, error.message)
+def _refused(request, connector, error: services.CertificateError, form, field=None):
+    """The page again with the refusal next to the field it is about (or atop its form)."""
+    form.add_error(field, f"{error.message[:1].upper()}{error.message[1:]}.")
+    forms_with_errors = {FORM_NAMES[type(form)]: form}
+    if isinstance(form, VerificationForm):
+        forms_with_errors["verifying"] = form.anchor_id
     return render(
         request,
         "certificates/connector.html",
         _page(request, connector, **forms_with_errors),
         status=status_of(error),
     )
+
+
+FORM_NAMES = {
+    AuthorityForm: "authority_form",
+    IssueForm: "issue_form",
+    TrustAnchorForm: "anchor_form",
+    VerificationForm: "verification_form",
+}
+
+
+def _issue_field(error: services.CertificateError, data: dict) -> str | None:
+    """Which field of the issue form a refusal is about; None for the form as a whole."""
+    message = error.message.lower()
+    if message.startswith("serial"):
+        return "serial"
+    if "csr" in message or (data["csr"] and isinstance(error, services.InvalidInput)):
+        return "csr"
+    if "common name" in message or "cn" in message.split():
+        return "name"
+    return None
 
 
 @maker_required
@@ -138,7 +165,8 @@ def authority_create(request, connector_id):
             **_audit(request),
         )
     except services.CertificateError as exc:
-        return _refused(request, connector, exc, authority_form=form)
+        field = "subject" if isinstance(exc, services.InvalidInput) else None
+        return _refused(request, connector, exc, form, field)
     messages.success(request, "Certificate authority created.")
     return redirect("certificates:connector", connector.pk)
 
@@ -146,7 +174,7 @@ def authority_create(request, connector_id):
 @maker_required
 @require_POST
 def issue(request, connector_id):
-    """Issue one device certificate; a generated private key is shown on this page only."""
+    """Issue one device certificate, then show it on its own page (post/redirect/get)."""
     connector = get_connector(request, connector_id)
     form = IssueForm(request.POST)
     if not form.is_valid():
@@ -167,13 +195,9 @@ def issue(request, connector_id):
             **_audit(request),
         )
     except services.CertificateError as exc:
-        return _refused(request, connector, exc, issue_form=form)
-    context = connector_context(request, connector, "certificates")
-    context.update(issued=issued.certificate, private_key_pem=issued.private_key_pem)
-    response = render(request, "certificates/issued.html", context)
-    # The page holds a private key: keep it out of every cache.
-    response["Cache-Control"] = "no-store"
-    return response
+        return _refused(request, connector, exc, form, _issue_field(exc, data))
+    files.keep_key_for_one_view(request, issued)
+    return redirect("certificates:issued", connector.pk, issued.certificate.pk)
 
 
 @maker_required
@@ -256,7 +280,7 @@ def anchor_add(request, connector_id):
             **_audit(request),
         )
     except services.CertificateError as exc:
-        return _refused(request, connector, exc, anchor_form=form)
+        return _refused(request, connector, exc, form, "certificate")
     messages.success(
         request,
         f"Trust anchor uploaded. Prove you hold its key with a certificate whose CN is "
@@ -271,13 +295,18 @@ def anchor_verify(request, connector_id, anchor_id):
     connector = get_connector(request, connector_id)
     anchor = get_object_or_404(TrustAnchor, connector=connector, pk=anchor_id)
     form = VerificationForm(request.POST)
+    form.anchor_id = anchor.pk
     if not form.is_valid():
-        messages.error(request, "Paste the verification certificate.")
-        return redirect("certificates:connector", connector.pk)
+        return render(
+            request,
+            "certificates/connector.html",
+            _page(request, connector, verification_form=form, verifying=anchor.pk),
+            status=400,
+        )
     try:
         services.verify_trust_anchor(anchor, form.cleaned_data["certificate"], **_audit(request))
     except services.CertificateError as exc:
-        return _refused(request, connector, exc)
+        return _refused(request, connector, exc, form, "certificate")
     messages.success(
         request, f"Trust anchor {anchor} verified: its device certificates are trusted."
     )

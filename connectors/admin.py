@@ -10,8 +10,8 @@ from django.contrib import admin
 from connectors import services
 from connectors.identity import InvalidIdentity
 from connectors.models import Connector, Resource
+from core.net import client_ip
 from devices.services.events import Actor
-from portal.net import client_ip
 
 
 def _audit(request) -> dict:

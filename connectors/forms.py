@@ -220,6 +220,31 @@ class IdentityCheckForm(forms.Form):
     length = forms.IntegerField(required=False, min_value=1, max_value=identity.MAX_IDENTITY_LENGTH)
 
 
+class FirstAliasForm(forms.Form):
+    """The alias a new connector starts with, so its example write keeps what it sends."""
+
+    alias = forms.CharField(
+        required=False,
+        max_length=64,
+        initial="temperature",
+        label="First alias",
+        help_text="What devices write to, e.g. temperature. Leave empty to define aliases later.",
+        validators=Resource._meta.get_field("alias").validators,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    format = forms.ChoiceField(
+        choices=Resource.FORMATS, initial=Resource.NUMBER, required=False, label="Its values are"
+    )
+
+    def save(self, connector: Connector) -> Resource | None:
+        alias = self.cleaned_data["alias"].strip()
+        if not alias:
+            return None
+        return Resource.objects.create(
+            connector=connector, alias=alias, format=self.cleaned_data["format"] or Resource.NUMBER
+        )
+
+
 class ResourceForm(forms.ModelForm):
     """Define one alias devices may write to."""
 

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from connectors import identity
-from portal import generations
+from core import generations
 
 
 def new_connector_id() -> str:

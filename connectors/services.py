@@ -11,6 +11,7 @@ from django.db import transaction
 
 from connectors.models import Connector, Resource
 from devices.models import Event
+from devices.services.credentials import credentials_changed
 from devices.services.events import Actor, record_event
 
 # What the log reports when it changes (the id and creation time never do);
@@ -97,6 +98,7 @@ def delete_connector(connector: Connector, *, actor: Actor | None, ip=None) -> N
             ip,
             actor=actor,
         )
+        credentials_changed("connector_deleted", connector.pk)
         connector.delete()
 
 

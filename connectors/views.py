@@ -15,11 +15,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.permissions import maker_required
 from connectors import identity, services
-from connectors.forms import ConnectorForm, IdentityCheckForm, ResourceForm, describe_window
+from connectors.forms import (
+    ConnectorForm,
+    FirstAliasForm,
+    IdentityCheckForm,
+    ResourceForm,
+    describe_window,
+)
 from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
+from core.net import client_ip
 from devices.services.events import Actor
-from portal.net import client_ip
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 EXAMPLE_BODIES = {
@@ -80,7 +86,10 @@ def curl_examples(request, connector: Connector) -> list[dict]:
     """Copy-paste activate and write calls for this connector's auth mode."""
     base = device_endpoints(request, connector)["device_base"]
     example = example_identity(connector.identity_format)
-    alias = connector.resources.values_list("alias", flat=True).first() or "myalias"
+    # A defined alias, so the example's value is kept; an undefined one is only logged.
+    alias = connector.resources.values_list("alias", flat=True).first()
+    undefined = "" if alias else " The value is logged, not kept, until you define an alias."
+    alias = alias or "myalias"
     form_type = "-H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8'"
     if connector.auth_mode == Connector.CERTIFICATE:
         return [
@@ -120,7 +129,7 @@ def curl_examples(request, connector: Connector) -> list[dict]:
         },
         {
             "title": "Write a value",
-            "note": "Answers 204 No Content.",
+            "note": "Answers 204 No Content." + undefined,
             "code": (
                 f"curl -i -X POST '{base}/api:v1/stack/alias' \\\n"
                 f"  -H '{auth}' \\\n  {form_type} \\\n  -d '{alias}=50'"
@@ -151,20 +160,24 @@ def connector_list(request):
 def connector_create(request):
     connector = Connector(owner=request.user)
     form = ConnectorForm(request.POST or None, instance=connector)
-    if request.method == "POST" and form.is_valid():
+    alias_form = FirstAliasForm(request.POST or None, prefix="first")
+    if request.method == "POST" and all([form.is_valid(), alias_form.is_valid()]):
         with transaction.atomic():
             connector = form.save()
             services.log_connector_created(connector, **audit(request))
+            resource = alias_form.save(connector)
+            if resource is not None:
+                services.log_resource_defined(resource, **audit(request))
         messages.success(request, f"Connector “{connector.name}” created.")
         return redirect("connectors:settings", connector_id=connector.pk)
-    return render(request, "connectors/create.html", {"form": form})
+    return render(request, "connectors/create.html", {"form": form, "alias_form": alias_form})
 
 
 @maker_required
 @require_GET
 def connector_detail(request, connector_id):
     connector = get_connector(request, connector_id)
-    return redirect("devices:list", connector_id=connector.pk)
+    return redirect("devices:overview", connector_id=connector.pk)
 
 
 @maker_required

@@ -14,9 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 
 from connectors.models import Connector
+from core.net import client_ip
 from devices import services
 from devices.models import Credential, DataPoint, Device, Event, IngestMark, WhitelistImport
-from portal.net import client_ip
 
 
 def _actor(request) -> services.Actor:
@@ -250,7 +250,7 @@ class WhitelistImportAdmin(LoggedDeleteMixin, ReadOnlyAdmin):
 
 @admin.register(IngestMark)
 class IngestMarkAdmin(ReadOnlyAdmin):
-    list_display = ["epoch", "last_sequence", "updated_at"]
+    list_display = ["consumer", "updated_at"]
 
     def has_delete_permission(self, request, obj=None):
         return False

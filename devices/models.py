@@ -105,6 +105,8 @@ class Device(models.Model):
         ]
         indexes = [
             models.Index(fields=["connector", "status", "id"], name="device_connector_status"),
+            # The Devices tab sorted by last seen, a page at a time from a cursor.
+            models.Index(fields=["connector", "last_seen_at", "id"], name="device_last_seen"),
             models.Index(fields=["owner"], condition=Q(owner__isnull=False), name="device_owner"),
             models.Index(
                 fields=["parent"], condition=Q(parent__isnull=False), name="device_parent"
@@ -277,6 +279,8 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["connector", "-id"], name="event_connector_recent"),
             models.Index(fields=["connector", "identity", "-id"], name="event_identity_recent"),
+            # The overview's counts per kind over a time range, read from the index alone.
+            models.Index(fields=["connector", "kind", "created_at"], name="event_kind_time"),
             models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="event_actor"),
         ]
 
@@ -293,7 +297,8 @@ class Event(models.Model):
 
 
 class DataPoint(models.Model):
-    """One value a device wrote to a defined alias."""
+    """One value a device wrote to a defined alias, at the time the write arrived or
+    (a record) at the device's own timestamp."""
 
     # Not indexed on its own: datapoint_latest serves it.
     device = models.ForeignKey(
@@ -305,7 +310,8 @@ class DataPoint(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["device", "alias", "-id"], name="datapoint_latest"),
+            # The latest value is the newest by time: records arrive in any order.
+            models.Index(fields=["device", "alias", "-created_at", "-id"], name="datapoint_latest"),
         ]
 
     def __str__(self):
@@ -338,8 +344,11 @@ class WhitelistImport(models.Model):
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Counted up by every run that takes the import; a run writes only while
+    # it is still the latest (devices.imports.records).
+    attempts = models.PositiveSmallIntegerField(default=0)
     # Moved with every progress update: an import running without progress for
-    # IMPORT_STALL_SECONDS lost its worker (devices.imports.fail_stalled_imports).
+    # IMPORT_STALL_SECONDS lost its worker (devices.imports.sweep).
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -348,17 +357,19 @@ class WhitelistImport(models.Model):
 
 
 class IngestMark(models.Model):
-    """How far `manage.py ingest` has stored the write queue (DEVICE_WRITE_QUEUE).
+    """The last batch an ingest (`manage.py ingest`) stored from the write stream.
 
-    Updated in the transaction that stores a batch, so a batch taken again after
-    an ingest stopped between its commit and its acknowledgement to Redis is
-    recognised and stored once. `epoch` names the queue's Redis lifetime: a Redis
-    that lost its data starts numbering again under a new one.
+    One row per ingest, written in the transaction that stores its batch, so an
+    entry delivered again after an ingest stopped between its commit and its
+    acknowledgement to Redis is recognised and stored once (devices.ingest).
+    The row whose consumer is "" holds no batch: every storing transaction
+    locks it first.
     """
 
-    epoch = models.CharField(max_length=32)
-    last_sequence = models.BigIntegerField(default=0)
+    consumer = models.CharField(max_length=200, unique=True)
+    # The batch's stream entry ids, space-separated, in stream order.
+    entries = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
-        return f"write queue stored up to {self.last_sequence} ({self.epoch})"
+        return f"ingest {self.consumer or '(lock)'}: {len(self.entries.split())} entries stored"

@@ -1,3 +1,5 @@
+"""The devices app's Celery tasks: each takes ids and calls a service."""
+
 from celery import shared_task
 
 from devices import imports, services
@@ -17,11 +19,13 @@ def purge_old_records() -> dict[str, int]:
 
 @shared_task
 def fail_stalled_imports() -> dict[str, int]:
-    """Every 5 minutes: fail imports whose worker went away, queue lost ones again."""
-    return imports.fail_stalled_imports()
+    """Every 5 minutes: fail imports no worker moves forward, send lost ones again."""
+    return imports.fail_stalled_imports(send=run_whitelist_import.delay)
 
 
-@shared_task
+# Acknowledged when it ends, not when it starts, and handed back to the broker
+# if the worker process running it dies: the next run takes the import over.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_whitelist_import(import_id: int) -> None:
     """A CSV whitelist import too large to run during its upload request."""
-    imports.run_import(import_id)
+    imports.run_import(import_id, take_over=True)

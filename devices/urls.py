@@ -1,12 +1,14 @@
-"""Portal paths inside one connector: /connectors/<connector_id>/devices/, imports/, logs/."""
+"""Portal paths inside one connector: overview/, devices/, imports/, logs/."""
 
 from django.urls import path
 
-from devices import views
+from devices import overview_views, views
 
 app_name = "devices"
 
 urlpatterns = [
+    path("overview/", overview_views.overview_page, name="overview"),
+    path("overview/live", overview_views.overview_live, name="overview-live"),
     path("devices/", views.device_list, name="list"),
     path("devices/new/", views.device_add, name="add"),
     path("devices/<int:device_id>/", views.device_detail, name="detail"),

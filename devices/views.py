@@ -17,11 +17,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.permissions import maker_required
 from certificates import services as certificate_services
 from connectors.views import connector_context, get_connector
-from devices import charts, services
+from core.net import client_ip
+from devices import charts, imports, services, tasks
 from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
-from devices.imports import start_import
 from devices.models import DataPoint, Device, Event, WhitelistImport
-from portal.net import client_ip
 
 DEVICE_PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
@@ -176,7 +175,7 @@ def device_data(device: Device) -> tuple[list, list]:
     for resource in device.connector.resources.all():
         recent = list(
             DataPoint.objects.filter(device=device, alias=resource.alias)
-            .order_by("-id")
+            .order_by("-created_at", "-id")
             .values_list("created_at", "value")[:CHART_POINTS]
         )
         if not recent:
@@ -271,13 +270,14 @@ def import_new(request, connector_id):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = start_import(
+            run = imports.start_import(
                 connector,
                 data["file"],
                 dry_run=data["dry_run"],
                 on_error=data["on_error"],
                 actor=actor(request),
                 ip=client_ip(request),
+                run_later=tasks.run_whitelist_import.delay,
             )
         except services.InvalidData as exc:
             form.add_error("file", f"{exc.message[:1].upper()}{exc.message[1:]}.")

@@ -1,7 +1,7 @@
 """ASGI entry point: Django for HTTP, the secure device channel for WebSockets.
 
 Serve it with `uvicorn portal.asgi:application --no-proxy-headers` behind nginx
-(docs/secure-registration.md): Gatehouse judges proxy headers itself (portal/net.py).
+(docs/secure-registration.md): Gatehouse judges proxy headers itself (core/net.py).
 """
 
 import os

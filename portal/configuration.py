@@ -68,7 +68,7 @@ class Environment:
         return False
 
     def rate(self, name: str, default: str) -> str:
-        """`<count>/<seconds>`, both at least 1, as portal.ratelimit.Rate reads it."""
+        """`<count>/<seconds>`, both at least 1, as core.ratelimit.Rate reads it."""
         value = self._raw(name) or default
         match = _RATE.fullmatch(value)
         if not match or int(match[1]) < 1 or int(match[2]) < 1:
@@ -80,6 +80,13 @@ class Environment:
         value = default if value is None or value == "" else value
         if choices is not None and value not in choices:
             self.refuse(name, value, "one of " + ", ".join(sorted(choices)))
+        return value
+
+    def matching(self, name: str, default: str, pattern: str, expected: str) -> str:
+        """A value that matches the regular expression `pattern` in full."""
+        value = self.text(name, default)
+        if not re.fullmatch(pattern, value):
+            self.refuse(name, value, expected)
         return value
 
     def secret(self, name: str, default: str = "") -> str:

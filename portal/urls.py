@@ -3,12 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from devices import device_views
-from portal import csp, health
+from core import csp, health
+from devices.device_api import views as device_views
 from portal import views as portal_views
 
-# An outage met outside a view is a 503 too (portal.outage); other errors Django's 500.
-handler500 = "portal.outage.server_error"
+# An outage met outside a view is a 503 too (core.outage); other errors Django's 500.
+handler500 = "core.outage.server_error"
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
@@ -19,8 +19,8 @@ urlpatterns = [
     path("connectors/<str:connector_id>/", include("devices.urls")),
     path("connectors/<str:connector_id>/certificates/", include("certificates.urls")),
     path("admin/", admin.site.urls),
-    path("c/<str:connector_id>/", include(("devices.device_urls", "device"), namespace="c")),
-    path("timestamp", device_views.timestamp),
+    path("c/<str:connector_id>/", include(("devices.device_api.urls", "device"), namespace="c")),
+    path("timestamp", device_views.TimestampView.as_view()),
     path("pki/<str:connector_id>/", include("certificates.pki_urls")),
     path("v1.1/", include("registrations.device_urls")),
     path("", include("registrations.urls")),
@@ -32,6 +32,8 @@ urlpatterns = [
     path("api/v1/", include("connectors.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The device API's own document, for firmware writers.
+    path("api/device/", include("devices.device_api.docs_urls")),
     # Swagger UI's start-up script comes from the same URL (?script), not inline, so
     # the page keeps the Content-Security-Policy of every other page, plus the data:
     # images (icons) Swagger UI draws with.
@@ -44,5 +46,5 @@ urlpatterns = [
 
 # The management API answers an unknown path or a request Django refuses before any
 # view (too many form fields) with JSON, like every other refusal it gives.
-handler400 = "portal.views.bad_request"
-handler404 = "portal.views.not_found"
+handler400 = "core.handlers.bad_request"
+handler404 = "core.handlers.not_found"

@@ -6,9 +6,7 @@ Everyone else lands on their own devices, the only part of the portal that is th
 from heapq import nlargest
 
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.views import defaults
 from django.views.decorators.http import require_GET
 
 from accounts.services import is_device_maker
@@ -45,17 +43,3 @@ def home(request):
         "events": events,
     }
     return render(request, "portal/home.html", context)
-
-
-def not_found(request, exception=None):
-    """handler404: the management API answers JSON, as its schema says; pages get a page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def bad_request(request, exception=None):
-    """handler400 (e.g. more form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS): JSON for the API."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Bad request."}, status=400)
-    return defaults.bad_request(request, exception)

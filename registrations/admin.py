@@ -10,8 +10,18 @@ deleted, each deletion logged with the admin's name.
 
 from django.contrib import admin
 
+from core.net import client_ip
+from devices import services as device_services
 from devices.admin import LoggedDeleteMixin, NoDirectDeleteMixin, ReadOnlyAdmin
-from registrations.models import Message, PairingGuess, Registration, SecureDevice
+from devices.models import Event
+from registrations.models import (
+    HubMember,
+    HubPolicy,
+    Message,
+    PairingGuess,
+    Registration,
+    SecureDevice,
+)
 
 
 @admin.register(Registration)
@@ -45,10 +55,47 @@ class PairingGuessAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
 
 @admin.register(SecureDevice)
 class SecureDeviceAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
-    list_display = ["did", "device", "certificate_serial", "registered_at"]
+    list_display = ["did", "device", "certificate_serial", "hub", "registered_at"]
     search_fields = ["did", "device__identity", "certificate_fingerprint"]
-    list_select_related = ["device"]
+    list_select_related = ["device", "hub"]
     exclude = ["token_hash"]
+
+
+@admin.register(HubPolicy)
+class HubPolicyAdmin(admin.ModelAdmin):
+    """Which device types are hubs, and which hub types a device type trusts with its
+    end nodes. Each save leaves a `change` line naming the admin and the new policy."""
+
+    list_display = ["connector", "acts_as_hub"]
+    list_filter = ["acts_as_hub"]
+    search_fields = ["connector__name", "connector__id"]
+    list_select_related = ["connector"]
+    raw_id_fields = ["connector"]
+    filter_horizontal = ["trusted_hub_types"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        policy = form.instance
+        trusted = ", ".join(sorted(policy.trusted_hub_types.values_list("pk", flat=True)))
+        actor = device_services.Actor.of(request, "admin")
+        device_services.record_event(
+            policy.connector_id,
+            "",
+            Event.CHANGE,
+            f"hub policy set by {actor}: acts as hub {policy.acts_as_hub}; "
+            f"trusts hubs of {trusted or 'no other type'}",
+            client_ip(request),
+            actor=actor,
+        )
+
+
+@admin.register(HubMember)
+class HubMemberAdmin(NoDirectDeleteMixin, ReadOnlyAdmin):
+    """Who shares which hub; the hub's owner adds and removes them under My devices."""
+
+    list_display = ["hub", "user", "added_at"]
+    search_fields = ["hub__identity", "user__username"]
+    list_select_related = ["hub", "user"]
 
 
 @admin.register(Message)

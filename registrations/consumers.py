@@ -1,4 +1,4 @@
-"""The secure device channel: WebSocket /v1.1/websocket (§3.3, seed 000).
+"""The secure device channel: WebSocket /v1.1/websocket (docs/secure-registration.md).
 
 The certificate comes with the handshake (the proxy's header, believed only
 from the proxy, exactly as for HTTP). The device then sends
@@ -14,11 +14,10 @@ from channels.generic.websocket import WebsocketConsumer
 from django.conf import settings
 from django.http import HttpRequest
 
-from portal import inputs
-from portal.errors import status_for
-from portal.net import client_certificate, client_ip
-from registrations import secure_devices, services
-from registrations.device_views import STATUS_BY_ERROR
+from core import inputs
+from core.net import client_certificate, client_ip
+from registrations import services
+from registrations.artik.errors import refusal
 from registrations.models import Message
 
 # WebSocket close code for "policy violation" (RFC 6455 §7.4.1).
@@ -26,7 +25,7 @@ POLICY_VIOLATION = 1008
 
 
 def handshake_request(scope) -> HttpRequest:
-    """The handshake as an HttpRequest, so portal.net judges its proxy headers as for HTTP."""
+    """The handshake as an HttpRequest, so core.net judges its proxy headers as for HTTP."""
     request = HttpRequest()
     client = scope.get("client") or ("", 0)
     request.META["REMOTE_ADDR"] = client[0]
@@ -57,7 +56,7 @@ class SecureDeviceConsumer(WebsocketConsumer):
     def disconnect(self, code):
         if self.device is not None:
             async_to_sync(self.channel_layer.group_discard)(
-                secure_devices.device_group(self.device.pk), self.channel_name
+                services.device_group(self.device.pk), self.channel_name
             )
 
     def receive(self, text_data=None, bytes_data=None):
@@ -87,23 +86,21 @@ class SecureDeviceConsumer(WebsocketConsumer):
                 self._message(frame, cid)
             else:
                 self._refuse(400, 'type must be "register" or "message"', cid)
-        except services.RateLimited as exc:
-            self._refuse(429, f"too many requests; retry after {exc.retry_after} s", cid)
-        except services.RegistrationError as exc:
-            self._refuse(status_for(exc, STATUS_BY_ERROR), exc.message, cid)
+        except (services.RateLimited, services.RegistrationError) as exc:
+            self._refuse(*refusal(exc), cid)
 
     def _register(self, frame: dict, cid) -> None:
         authorization = frame.get("Authorization")
-        device = secure_devices.open_device_channel(
+        device = services.open_device_channel(
             authorization, frame.get("sdid"), self.certificate, self.ip
         )
         if self.device is not None and self.device.pk != device.pk:
             async_to_sync(self.channel_layer.group_discard)(
-                secure_devices.device_group(self.device.pk), self.channel_name
+                services.device_group(self.device.pk), self.channel_name
             )
         self.device, self.authorization = device, authorization
         async_to_sync(self.channel_layer.group_add)(
-            secure_devices.device_group(device.pk), self.channel_name
+            services.device_group(device.pk), self.channel_name
         )
         self._send({"data": {"code": "200", "message": "OK"}}, cid)
 
@@ -111,10 +108,8 @@ class SecureDeviceConsumer(WebsocketConsumer):
         if self.device is None:
             raise services.InvalidToken('send {"type": "register"} with the access token first')
         # Checked again on every message: a released or revoked device stops at once.
-        device = secure_devices.authenticate_secure_device(
-            self.authorization, self.certificate, self.ip
-        )
-        stored, _ = secure_devices.post_message(
+        device = services.authenticate_secure_device(self.authorization, self.certificate, self.ip)
+        stored, _ = services.post_message(
             device, frame.get("sdid"), frame.get("data"), Message.WEBSOCKET, self.ip
         )
         self._send({"data": {"mid": stored.mid}}, cid)

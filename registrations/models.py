@@ -15,7 +15,7 @@ def new_public_id() -> str:
 
 
 class Registration(models.Model):
-    """A secure registration request (§3.3): a user pairs it by PIN, the device completes it."""
+    """A secure registration request: a user pairs it by PIN, the device completes it."""
 
     PENDING_USER_CONFIRMATION = "PENDING_USER_CONFIRMATION"
     PENDING_DEVICE_COMPLETION = "PENDING_DEVICE_COMPLETION"
@@ -121,9 +121,64 @@ class SecureDevice(models.Model):
     # authentication is one indexed lookup; cleared when the owner releases the device.
     token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     registered_at = models.DateTimeField()
+    # Set for an end node: the hub that created it and speaks for it. An end node has no
+    # certificate or token of its own; cleared when the hub's credentials change, so a
+    # hub reset, revoked or paired anew no longer speaks for the nodes it had.
+    hub = models.ForeignKey(
+        Device,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="end_nodes",
+    )
 
     def __str__(self):
         return f"{self.did} ({self.device})"
+
+    @property
+    def is_end_node(self) -> bool:
+        """Created by a hub: no certificate of its own (whether a hub still speaks for it)."""
+        return not self.certificate_fingerprint
+
+
+class HubPolicy(models.Model):
+    """What a device type says about hubs: whether its devices are hubs, and which hub
+    device types may create end nodes of it."""
+
+    connector = models.OneToOneField(
+        Connector, on_delete=models.CASCADE, primary_key=True, related_name="hub_policy"
+    )
+    # Its securely registered devices may create end nodes (of this type, and of the
+    # types that trust it) and send messages for them.
+    acts_as_hub = models.BooleanField(default=False)
+    # Hubs of these device types may create end nodes of this type too.
+    trusted_hub_types = models.ManyToManyField(
+        Connector, blank=True, related_name="trusting_node_types"
+    )
+
+    class Meta:
+        verbose_name_plural = "hub policies"
+
+    def __str__(self):
+        return f"hub policy of {self.connector_id}"
+
+
+class HubMember(models.Model):
+    """A user a hub's owner shares the hub with: it creates and speaks for their end nodes too."""
+
+    hub = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="hub_members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shared_hubs"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hub", "user"], name="one_membership_per_hub_and_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} shares hub {self.hub_id}"
 
 
 class Message(models.Model):
@@ -139,6 +194,8 @@ class Message(models.Model):
     channel = models.CharField(max_length=9, choices=CHANNELS)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the device says it sent the message, if it said.
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["device", "-id"], name="message_device_recent")]

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from registrations import secure_devices, services
+from registrations import services
 
 
 @shared_task
@@ -13,6 +13,6 @@ def expire_registrations() -> int:
 def purge_old_records() -> dict[str, int]:
     """Daily: drop messages and ended registrations past their retention."""
     return {
-        "message": secure_devices.purge_old_messages(),
+        "message": services.purge_old_messages(),
         "registration": services.purge_ended_registrations(),
     }

@@ -1,4 +1,4 @@
-"""Portal pages for users: pair a device by PIN, and "My devices" (§3.3, §5).
+"""Portal pages for users: pair a device by PIN, and "My devices".
 
 Views parse input, call one service and render; a device that is not the
 signed-in user's own is a 404.
@@ -9,9 +9,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from core.net import client_ip
 from devices.models import Device
-from portal.net import client_ip
-from registrations import secure_devices, services
+from registrations import services
 from registrations.forms import DeviceNameForm, PairingForm
 
 # Where the registration a user matched by PIN waits for their confirmation.
@@ -92,9 +92,9 @@ def pair_confirm(request):
 
 @login_required
 def my_devices(request):
-    devices = list(secure_devices.owned_devices(request.user))
+    devices = list(services.owned_devices(request.user))
     for device in devices:
-        device.latest_message = secure_devices.messages_for_owner(device).first()
+        device.latest_message = services.messages_for_owner(device).first()
     waiting = services.awaiting_completion(request.user)
     return render(
         request, "registrations/my_devices.html", {"devices": devices, "waiting": waiting}
@@ -113,9 +113,7 @@ def my_device(request, device_id):
     device = _own_device(request, device_id)
     form = DeviceNameForm(request.POST or None, initial={"name": device.name})
     if request.method == "POST" and form.is_valid():
-        secure_devices.rename_device(
-            request.user, device, form.cleaned_data["name"], client_ip(request)
-        )
+        services.rename_device(request.user, device, form.cleaned_data["name"], client_ip(request))
         messages.success(request, f"Renamed to {device.name}.")
         return redirect("registrations:my-device", device_id=device.pk)
     return render(
@@ -124,7 +122,7 @@ def my_device(request, device_id):
         {
             "device": device,
             "form": form,
-            "device_messages": list(secure_devices.messages_for_owner(device)[:OWNER_MESSAGES]),
+            "device_messages": list(services.messages_for_owner(device)[:OWNER_MESSAGES]),
         },
     )
 
@@ -134,7 +132,7 @@ def my_device(request, device_id):
 def release(request, device_id):
     device = _own_device(request, device_id)
     if request.method == "POST":
-        secure_devices.release_device(request.user, device, client_ip(request))
+        services.release_device(request.user, device, client_ip(request))
         messages.success(request, f"{device.name or device.identity} is no longer yours.")
         return redirect("registrations:my-devices")
     return render(request, "registrations/release.html", {"device": device})

@@ -1,16 +1,29 @@
-import base64
+"""Fixtures every test folder shares: people, connectors, clients, and a clean slate.
+
+Fixtures that live with their helpers (real TLS, processes, secure registration, the
+audit trail) are plugins, listed in `pytest_plugins`; a folder's own fixtures are in
+its conftest.py.
+"""
+
 import itertools
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.test import Client, override_settings
-from rest_framework.test import APIClient
 
-from accounts.models import ApiToken
 from accounts.services import grant_device_maker
 from connectors.models import Connector, Resource
 from devices import services
+from tests.support.clients import TEST_PROXY_SECRET, DeviceClient, bearer_client
+
+# Dependencies first: a plugin imported by another before its own turn could not
+# have its asserts rewritten.
+pytest_plugins = [
+    "tests.support.tls",
+    "tests.support.processes",
+    "tests.support.secure_devices",
+    "tests.support.audit",
+]
 
 _names = itertools.count(1)
 
@@ -31,21 +44,11 @@ def _fresh_cache():
     cache.clear()
 
 
-# The test client stands where nginx stands: on loopback, sending the proxy secret
-# with the headers only the proxy may set (portal/net.py). Requests without it
-# are direct ones, whose proxy headers are dropped.
-TEST_PROXY_SECRET = "test-proxy-secret-5f0c2b9e7d41a3c8e6b2d9f4a1c7e3b5"
-
-
 @pytest.fixture(autouse=True)
 def _proxy_in_front(settings):
+    """The test client stands where nginx stands (tests.support.clients.through_proxy)."""
     settings.PROXY_SHARED_SECRET = TEST_PROXY_SECRET
     settings.TRUSTED_PROXIES = ["127.0.0.1", "::1"]
-
-
-def through_proxy(**meta) -> dict:
-    """Request META as the proxy forwards it: its secret beside what it saw."""
-    return {"HTTP_X_GATEHOUSE_PROXY_SECRET": django_settings.PROXY_SHARED_SECRET, **meta}
 
 
 def device_maker(user):
@@ -98,32 +101,6 @@ def connector(make_connector):
     return connector
 
 
-class DeviceClient(Client):
-    """Talks to one connector's device host, as firmware does."""
-
-    def __init__(self, connector, **defaults):
-        super().__init__(HTTP_HOST=connector.device_host, **defaults)
-        self.connector = connector
-
-    def activate(self, identity, password=None, **extra):
-        body = f"id={identity}" + (f"&password={password}" if password is not None else "")
-        return self.post(
-            "/provision/activate", body, content_type="application/x-www-form-urlencoded", **extra
-        )
-
-    def write(self, body, authorization, **extra):
-        return self.post(
-            "/api:v1/stack/alias",
-            body,
-            content_type="application/x-www-form-urlencoded; charset=utf-8",
-            HTTP_AUTHORIZATION=authorization,
-            **extra,
-        )
-
-    def read(self, query, authorization, **extra):
-        return self.get(f"/api:v1/stack/alias?{query}", HTTP_AUTHORIZATION=authorization, **extra)
-
-
 @pytest.fixture
 def device_client(connector):
     return DeviceClient(connector)
@@ -135,19 +112,6 @@ def whitelist():
         return services.whitelist_device(connector, identity, **kwargs)
 
     return add
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def bearer_client(user) -> APIClient:
-    """A management API client speaking JSON with a fresh API token of `user`."""
-    _, token = ApiToken.issue(user, "tests")
-    client = APIClient()
-    client.default_format = "json"
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture
@@ -192,24 +156,3 @@ def pytest_collection_modifyitems(config, items):
         for marker, reason in missing.items():
             if reason and item.get_closest_marker(marker):
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-# Secure registration (tests/secure_devices.py): a trusted vendor CA, device certificates,
-# a device client presenting its certificate as the proxy forwards it, a pairing user, and
-# the ASGI application behind nginx (secure_frontend) for WebSockets over real TLS.
-# The audit trail (tests/audit.py): a connector with a log, one with a PKI.
-from tests.audit import busy, owner_browser, pki  # noqa: E402, F401
-from tests.secure_devices import (  # noqa: E402, F401
-    alice,
-    alice_browser,
-    asgi_server,
-    device_ca,
-    device_certificate,
-    secure_client,
-    secure_connector,
-    secure_frontend,
-    vendor,
-)
-
-# Real TLS through nginx (tests/tls.py): nginx_proxy yields its https URL and CA file.
-from tests.tls import nginx_proxy, nginx_server  # noqa: E402, F401

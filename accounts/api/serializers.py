@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import ApiToken
-from connectors.api.fields import StrictModelSerializer
+from core.fields import StrictModelSerializer
 
 
 class ApiTokenSerializer(StrictModelSerializer):

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from certificates.models import KEY_TYPES, CertificateAuthority, IssuedCertificate, TrustAnchor
-from connectors.api.fields import StrictBooleanField, StrictCharField, StrictModelSerializer
+from core.fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 
 
 class AuthoritySerializer(StrictModelSerializer):

@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,9 +18,9 @@ from certificates.api.serializers import (
     VerifyTrustAnchorSerializer,
 )
 from certificates.models import IssuedCertificate, TrustAnchor
-from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import ConnectorScopedMixin
-from portal.errors import status_for
+from core.errors import Refused, status_for
+from core.pagination import IdCursorPagination
 
 # One table for every caller of the certificate services over JSON.
 STATUS_BY_ERROR = {
@@ -36,18 +36,10 @@ def status_of(error: services.CertificateError) -> int:
     return status_for(error, STATUS_BY_ERROR)
 
 
-class Refused(exceptions.APIException):
-    """A refusal of the certificate services, with its status from STATUS_BY_ERROR."""
-
-    def __init__(self, error: services.CertificateError):
-        self.status_code = status_of(error)
-        super().__init__(error.message)
-
-
 class CertificateViewMixin(ConnectorScopedMixin):
     def handle_exception(self, exc):
         if isinstance(exc, services.CertificateError):
-            exc = Refused(exc)
+            exc = Refused(exc, STATUS_BY_ERROR)
         return super().handle_exception(exc)
 
     def valid(self, serializer_class) -> dict:

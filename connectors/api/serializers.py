@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from connectors import identity
-from connectors.api.fields import StrictCharField, StrictModelSerializer
 from connectors.models import Connector, Resource, validate_ip_allowlist
+from core.fields import StrictCharField, StrictModelSerializer
 
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
 

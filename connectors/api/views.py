@@ -8,12 +8,12 @@ from rest_framework import exceptions, mixins, status, viewsets
 
 from accounts.permissions import IsDeviceMaker
 from connectors import services
-from connectors.api.pagination import AliasPagination, NamePagination
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
 from connectors.models import Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
+from core.net import client_ip
+from core.pagination import AliasPagination, NamePagination
 from devices.services.events import Actor
-from portal.net import client_ip
 
 # Changes are PATCH only: a PUT would have to restate every field.
 METHODS = ["get", "post", "patch", "delete", "head", "options"]

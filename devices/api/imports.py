@@ -9,17 +9,17 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connectors.api.fields import StrictBooleanField
 from connectors.api.views import CONNECTOR_ID, ConnectorScopedMixin
-from devices import imports, services
+from core.errors import Refused
+from core.fields import StrictBooleanField
+from devices import imports, services, tasks
 from devices.models import WhitelistImport
-from portal.errors import status_for
 
 STATUS_BY_ERROR = {
     imports.ImportTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -71,14 +71,6 @@ class ImportRequestSerializer(serializers.Serializer):
     )
 
 
-class Refused(exceptions.APIException):
-    """A refusal from `devices.imports`, with the status from STATUS_BY_ERROR."""
-
-    def __init__(self, error: services.DeviceError):
-        self.status_code = status_for(error, STATUS_BY_ERROR)
-        super().__init__(error.message)
-
-
 class JsonForErrorsNegotiation(BaseContentNegotiation):
     """JSON for errors whatever the Accept header; the CSV bodies bypass renderers."""
 
@@ -105,9 +97,8 @@ class ImportCreateView(ConnectorScopedMixin, APIView):
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > settings.IMPORT_MAX_BYTES + _MULTIPART_SLACK:
             # Refused before the body is read, so a huge upload costs nothing.
-            raise Refused(
-                imports.ImportTooLarge(f"the file is larger than {settings.IMPORT_MAX_BYTES} bytes")
-            )
+            too_large = f"the file is larger than {settings.IMPORT_MAX_BYTES} bytes"
+            raise Refused(imports.ImportTooLarge(too_large), STATUS_BY_ERROR)
         form = ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
@@ -117,9 +108,10 @@ class ImportCreateView(ConnectorScopedMixin, APIView):
                 dry_run=form.validated_data["dry_run"],
                 on_error=form.validated_data["on_error"],
                 **self.audit(),
+                run_later=tasks.run_whitelist_import.delay,
             )
         except services.DeviceError as exc:
-            raise Refused(exc) from exc
+            raise Refused(exc, STATUS_BY_ERROR) from exc
         return Response(WhitelistImportSerializer(record).data, status=status.HTTP_202_ACCEPTED)
 
 

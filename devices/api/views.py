@@ -11,9 +11,11 @@ from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.response import Response
 
 from certificates import services as certificate_services
-from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import CONNECTOR_ID, METHODS, ConnectorScopedMixin
 from connectors.identity import InvalidIdentity, normalize_identity
+from core.errors import Refused
+from core.net import client_ip
+from core.pagination import IdCursorPagination
 from devices import services
 from devices.api.serializers import (
     DataFilterSerializer,
@@ -27,8 +29,6 @@ from devices.api.serializers import (
     WhitelistSerializer,
 )
 from devices.models import DataPoint, Device, Event
-from portal.errors import status_for
-from portal.net import client_ip
 
 STATUS_BY_ERROR = {
     services.IdentityRejected: status.HTTP_400_BAD_REQUEST,
@@ -46,20 +46,12 @@ IDENTITY = OpenApiParameter(
 )
 
 
-class Refused(exceptions.APIException):
-    """A domain refusal from `devices.services`, with the status from STATUS_BY_ERROR."""
-
-    def __init__(self, error: services.DeviceError):
-        self.status_code = status_for(error, STATUS_BY_ERROR)
-        super().__init__(error.message)
-
-
 class DeviceScopedMixin(ConnectorScopedMixin):
     """Finds the device named in the URL, after normalising its identity."""
 
     def handle_exception(self, exc):
         if isinstance(exc, services.DeviceError):
-            exc = Refused(exc)
+            exc = Refused(exc, STATUS_BY_ERROR)
         return super().handle_exception(exc)
 
     def get_device(self) -> Device:

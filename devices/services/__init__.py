@@ -6,18 +6,25 @@ API map those exceptions to status codes, each with one table. Callers use
 """
 
 from devices.services.authentication import (
-    authenticate_device,
+    CONNECTOR_ID,
+    Caller,
+    authenticate_password,
+    authenticate_token,
+    decode_basic,
     get_connector,
-    presented_credential,
+    refuse,
+    token_key,
 )
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_BYTES,
     TOKEN_LENGTH,
+    credentials_changed,
     hash_token,
     new_token,
+    password_cache_key,
 )
-from devices.services.data import read_latest, resource_formats, wait_for_change, write_data
+from devices.services.data import read_latest, wait_for_change, write, write_data
 from devices.services.errors import (
     AlreadyProvisioned,
     AlreadyWhitelisted,
@@ -44,6 +51,8 @@ from devices.services.lifecycle import (
     revoke_device,
 )
 from devices.services.provisioning import activate, activate_device, check_activation_rate
+from devices.services.records import RecordConflict, TooManyPoints, record
+from devices.services.values import resource_formats
 from devices.services.whitelist import (
     activation_deadline,
     validate_identity,
@@ -73,7 +82,16 @@ __all__ = [
     "activate",
     "activate_device",
     "activation_deadline",
-    "authenticate_device",
+    "CONNECTOR_ID",
+    "Caller",
+    "authenticate_password",
+    "authenticate_token",
+    "credentials_changed",
+    "decode_basic",
+    "password_cache_key",
+    "refuse",
+    "token_key",
+    "write",
     "check_activation_rate",
     "delete_device",
     "delete_records",
@@ -83,9 +101,11 @@ __all__ = [
     "log_device_changed",
     "hash_token",
     "new_token",
-    "presented_credential",
     "purge_old_records",
     "read_latest",
+    "record",
+    "RecordConflict",
+    "TooManyPoints",
     "record_event",
     "reset_device",
     "resource_formats",

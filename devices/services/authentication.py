@@ -9,8 +9,10 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 
-from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.identity import IdentityFormat, InvalidIdentity, normalize_identity
 from connectors.models import CONNECTOR_ID_PATTERN, Connector
+from core import generations, ratelimit
+from devices import sql
 from devices.models import Credential, Device, Event
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
@@ -22,51 +24,67 @@ from devices.services.errors import (
     ConnectorNotFound,
 )
 from devices.services.events import record_event
-from portal import generations, ratelimit
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 
 
-def _parse_authorization(header: str) -> tuple[str, str, str]:
-    """Split an Authorization header into (kind, identity, secret); kind is token or password."""
-    scheme, _, value = header.strip().partition(" ")
-    scheme, value = scheme.lower(), value.strip()
-    if scheme == "token" and value:
-        return "token", "", value
-    if scheme == "basic" and value:
+class Caller:
+    """The device behind a request (request.user of the device API), loaded once,
+    when first asked for: a write under a credential this process verified
+    before may be queued without it (write_queue)."""
+
+    __slots__ = ("connector_id", "presented", "_device", "_load")
+    is_authenticated = True
+
+    def __init__(self, connector_id: str, presented: str | None, device=None, load=None):
+        self.connector_id = connector_id
+        self.presented = presented  # the key a verified credential is remembered under
+        self._device = device
+        self._load = load
+
+    @property
+    def remembered(self) -> bool:
+        """Whether the device is still to be loaded (its credential was remembered)."""
+        return self._device is None
+
+    @property
+    def device(self) -> Device:
+        if self._device is None:
+            self._device = self._load()
+        return self._device
+
+
+def decode_basic(value: str) -> str:
+    """The identity:secret text of a Basic credential; AuthenticationFailed if malformed."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AuthenticationFailed("malformed Basic credentials") from exc
+    if "\x00" in decoded or ":" not in decoded:
+        # No identity or secret holds a NUL; refused before it reaches a lookup or the log.
+        raise AuthenticationFailed("malformed Basic credentials")
+    return decoded
+
+
+def split_identity(decoded: str, identity_format: IdentityFormat) -> tuple[str, str]:
+    """identity, password of a Basic credential: split at the first colon where the
+    connector's identity format ends (a MAC address holds colons), else at the first."""
+    start = 0
+    while (colon := decoded.find(":", start)) != -1:
         try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise AuthenticationFailed() from exc
-        identity, sep, secret = decoded.partition(":")
-        if "\x00" in decoded:
-            # No identity or secret holds one; refused before it reaches a lookup or the log.
-            raise AuthenticationFailed()
-        if sep and secret:
-            return ("password", identity, secret) if identity else ("token", "", secret)
-    raise AuthenticationFailed()
+            normalize_identity(decoded[:colon], identity_format)
+        except InvalidIdentity:
+            start = colon + 1
+            continue
+        return decoded[:colon], decoded[colon + 1 :]
+    identity, _, password = decoded.partition(":")
+    return identity, password
 
 
-# Written out rather than built by the ORM: these run on every authenticated
-# device request, and compiling the equivalent joins costs more CPU than the
-# round trip. RawQuerySet still applies the fields' converters.
-_DEVICE_COLUMNS = f"""
-    SELECT d.id, d.connector_id, d.identity, d.status, d.last_seen_at, d.last_ip,
-           d.credential_version, c.resources_revision
-    FROM {Device._meta.db_table} d
-    JOIN {Connector._meta.db_table} c ON c.id = d.connector_id
-"""  # noqa: S608  (table names come from the models, values travel as parameters)
-_DEVICE_BY_TOKEN = f"""{_DEVICE_COLUMNS}
-    JOIN {Credential._meta.db_table} cr ON cr.device_id = d.id
-    WHERE cr.token_hash = %s AND cr.kind = %s AND cr.state = %s
-      AND d.connector_id = %s AND d.status = %s
-"""  # noqa: S608
-_DEVICE_BY_VERSION = f"""{_DEVICE_COLUMNS}
-    WHERE d.id = %s AND d.connector_id = %s AND d.status = %s AND d.credential_version = %s
-"""  # noqa: S608
-
-
-_CONNECTOR_BY_ID = f"SELECT * FROM {Connector._meta.db_table} WHERE id = %s"  # noqa: S608
+# The device lookups are written out (devices.sql) rather than built by the ORM:
+# they run on every authenticated device request, and compiling the equivalent
+# joins costs more CPU than the round trip. RawQuerySet still applies the fields'
+# converters.
 
 
 def _provisioned_device(sql: str, params: list) -> Device | None:
@@ -81,36 +99,15 @@ def _provisioned_device(sql: str, params: list) -> Device | None:
     return None
 
 
-def _token_key(connector_id: str, token: str) -> str:
+def token_key(connector_id: str, token: str) -> str:
+    """The key a verified token is remembered under (write_queue)."""
     return f"devtok:{connector_id}:{hash_token(token)}"
-
-
-def presented_credential(connector_id: str, authorization: str) -> str | None:
-    """A key naming the Token or Basic credential of an Authorization header, under
-    which a verified device may be remembered (write_queue); None if malformed."""
-    try:
-        kind, identity, secret = _parse_authorization(authorization)
-    except AuthenticationFailed:
-        return None
-    if kind == "token":
-        return _token_key(connector_id, secret)
-    return password_cache_key(connector_id, identity, secret)
-
-
-def device_still_current(device: Device) -> bool:
-    """Whether `device` is still provisioned under the credential version and alias
-    table it was loaded with."""
-    current = _provisioned_device(
-        _DEVICE_BY_VERSION,
-        [device.pk, device.connector_id, Device.PROVISIONED, device.credential_version],
-    )
-    return current is not None and current.resources_revision == device.connector.resources_revision
 
 
 def _device_by_token(connector_id: str, token: str) -> Device | None:
     """One indexed lookup: token hash → active credential → device and connector."""
     return _provisioned_device(
-        _DEVICE_BY_TOKEN,
+        sql.DEVICE_BY_TOKEN,
         [hash_token(token), Connector.TOKEN, Credential.ACTIVE, connector_id, Device.PROVISIONED],
     )
 
@@ -122,7 +119,7 @@ def _remembered_password_device(connector_id: str, remembered) -> Device | None:
         return None
     device_pk, version = remembered
     return _provisioned_device(
-        _DEVICE_BY_VERSION, [device_pk, connector_id, Device.PROVISIONED, version]
+        sql.DEVICE_BY_VERSION, [device_pk, connector_id, Device.PROVISIONED, version]
     )
 
 
@@ -161,7 +158,7 @@ def _stand_in_hash(*hashers: str) -> str:
 
 
 # connector id → (generation stamp, connector): device requests name their
-# connector on every call, and connectors change rarely (portal.generations).
+# connector on every call, and connectors change rarely (core.generations).
 _connectors: dict[str, tuple[int, Connector]] = {}
 _CONNECTORS_KEPT = 10_000
 
@@ -182,7 +179,7 @@ def get_connector(connector_id: str, stamp: int | None = None) -> Connector:
     if kept is not None and kept[0] == stamp:
         return kept[1]
     # Written out for the same reason as the device lookups above.
-    connector = next(iter(Connector.objects.raw(_CONNECTOR_BY_ID, [connector_id])), None)
+    connector = next(iter(Connector.objects.raw(sql.CONNECTOR_BY_ID, [connector_id])), None)
     if connector is None:
         raise ConnectorNotFound()
     if len(_connectors) >= _CONNECTORS_KEPT:
@@ -191,62 +188,57 @@ def get_connector(connector_id: str, stamp: int | None = None) -> Connector:
     return connector
 
 
-def authenticate_device(connector_id: str, authorization: str, ip, certificate=None) -> Device:
-    """Return the provisioned device behind an Authorization header, or raise.
+def refuse(connector_id: str, identity: str, reason: str, ip, counted: bool = False):
+    """Log a refused device request and count it against the address; raise 401."""
+    connector = get_connector(connector_id)
+    record_event(connector.pk, identity, Event.AUTH_FAILED, reason, ip)
+    if not counted:
+        ratelimit.hit("authfail", str(ip), _failures())
+    raise AuthenticationFailed(reason)
 
-    Tokens cost one indexed lookup. Passwords cost the slow hash only when no
-    verification of the same identity:password is remembered in the cache. The
-    device never learns which part was wrong; the event log does.
-    Without an Authorization header, a TLS client `certificate` authenticates
-    (and in certificate mode provisions on first use: certificates.device_auth).
+
+def _failures() -> ratelimit.Rate:
+    return ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
+
+
+def authenticate_token(connector_id: str, token: str, ip) -> Device:
+    """The provisioned device holding this token: one indexed lookup.
 
     An address past RATE_LIMIT_AUTH_FAILURES is refused before any credential is
-    looked up, so the right one answers 429 like every other. A slow password
-    hash is counted against the address before it runs (and given back when the
-    password was right): however many requests arrive at once, no more hashes
-    run than the limit allows.
+    looked up, so the right one answers 429 like every other.
     """
     if not CONNECTOR_ID.fullmatch(connector_id or ""):
         raise ConnectorNotFound()
-    if not authorization and certificate is not None:
-        # Imported here: the certificates app builds on this module.
-        from certificates.device_auth import authenticate_certificate
-
-        return authenticate_certificate(connector_id, certificate, ip)
-    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_AUTH_FAILURES)
-    identity, counted = "", False
-    try:
-        if not authorization:
-            raise AuthenticationFailed("no credentials presented")
-        kind, identity, secret = _parse_authorization(authorization)
-        if kind == "token":
-            ratelimit.peek("authfail", str(ip), failures)
-            device = _device_by_token(connector_id, secret)
-        else:
-            # Keyed by what was presented, so a hit needs neither the connector
-            # nor the identity format. Read with the address's failures.
-            key = password_cache_key(connector_id, identity, secret)
-            [remembered] = ratelimit.peek("authfail", str(ip), failures, read=[key])
-            device = _remembered_password_device(connector_id, remembered)
-            if device is None:
-                connector = get_connector(connector_id)
-                spent = ratelimit.spend("authfail", str(ip), failures)
-                counted = True
-                device = _device_by_password(connector, identity, secret)
-                if device is not None:
-                    spent.give_back()
-                    cache.set(
-                        key,
-                        (device.pk, device.credential_version),
-                        settings.CREDENTIAL_CACHE_SECONDS,
-                    )
-        if device is None:
-            raise AuthenticationFailed(f"unknown or revoked {kind}")
-        device.presented_credential = _token_key(connector_id, secret) if kind == "token" else key
-    except AuthenticationFailed as exc:
-        connector = get_connector(connector_id)
-        record_event(connector.pk, identity, Event.AUTH_FAILED, exc.message, ip)
-        if not counted:
-            ratelimit.hit("authfail", str(ip), failures)
-        raise
+    ratelimit.peek("authfail", str(ip), _failures())
+    device = _device_by_token(connector_id, token)
+    if device is None:
+        refuse(connector_id, "", "unknown or revoked token", ip)
     return device
+
+
+def authenticate_password(connector_id: str, decoded: str, ip) -> tuple[Device, str]:
+    """The provisioned device behind identity:password (`decoded`), and the key its
+    verification is remembered under.
+
+    The slow hash runs only when no verification of the same identity:password is
+    remembered in the cache. It is counted against the address before it runs
+    (and given back when the password was right): however many requests arrive
+    at once, no more hashes run than RATE_LIMIT_AUTH_FAILURES allows.
+    """
+    if not CONNECTOR_ID.fullmatch(connector_id or ""):
+        raise ConnectorNotFound()
+    failures = _failures()
+    key = password_cache_key(connector_id, decoded)
+    [remembered] = ratelimit.peek("authfail", str(ip), failures, read=[key])
+    device = _remembered_password_device(connector_id, remembered)
+    if device is not None:
+        return device, key
+    connector = get_connector(connector_id)
+    identity, password = split_identity(decoded, connector.identity_format)
+    spent = ratelimit.spend("authfail", str(ip), failures)
+    device = _device_by_password(connector, identity, password)
+    if device is None:
+        refuse(connector_id, identity, "unknown or revoked password", ip, counted=True)
+    spent.give_back()
+    cache.set(key, (device.pk, device.credential_version), settings.CREDENTIAL_CACHE_SECONDS)
+    return device, key

@@ -1,6 +1,5 @@
 """Device data: writes, latest values, long polls."""
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -8,54 +7,24 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from connectors.models import Connector, Resource
+from core import ratelimit
+from devices import sql
 from devices.models import DataPoint, Device, Event
 from devices.services import write_queue
 from devices.services.errors import InvalidData
-from devices.services.events import INSERT_EVENT, event_row
-from portal import inputs, ratelimit
+from devices.services.events import event_row
+from devices.services.values import resource_formats, split_pairs
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def check_value(fmt: str, value: str) -> None:
-    if fmt == Resource.NUMBER:
-        try:
-            number = float(value)
-        except ValueError as exc:
-            raise InvalidData(f"{value!r} is not a number") from exc
-        if number != number or number in (float("inf"), float("-inf")):
-            raise InvalidData(f"{value!r} is not a finite number")
-    elif fmt == Resource.BOOLEAN:
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidData(f"{value!r} is not a boolean (true, false, 1 or 0)")
-    elif fmt == Resource.JSON:
-        try:
-            parsed = json.loads(value)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidData(f"{value[:100]!r} is not JSON (or nests too deeply)") from exc
-        problem = inputs.json_problem(parsed)
-        if problem:
-            raise InvalidData(problem)
-
-
-_resource_formats_memo: dict[str, tuple[int, dict[str, str]]] = {}
-
-
-def resource_formats(connector: Connector) -> dict[str, str]:
-    """alias → format of a connector, remembered per process until its revision changes.
-
-    The revision comes with the connector row the request loaded anyway, so a
-    resource defined a moment ago is never missed.
-    """
-    memo = _resource_formats_memo.get(connector.pk)
-    if memo is not None and memo[0] == connector.resources_revision:
-        return memo[1]
-    formats = dict(
-        Resource.objects.filter(connector_id=connector.pk).values_list("alias", "format")
-    )
-    _resource_formats_memo[connector.pk] = (connector.resources_revision, formats)
-    return formats
+def write(caller, pairs: list[tuple[str, str]], ip) -> None:
+    """A device's write, by the one path every write takes: queued in one Redis round
+    trip when `caller` (authentication.Caller) presented a credential this process
+    remembers and the queue takes it, else written with the device loaded."""
+    if caller.remembered and write_queue.try_write(caller.presented, pairs, ip):
+        return
+    write_data(caller.device, pairs, ip)
 
 
 def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
@@ -70,7 +39,7 @@ def write_data(device: Device, pairs: list[tuple[str, str]], ip) -> None:
         if write_queue.remember_and_write(presented, device, pairs, ip):
             return
     ratelimit.hit("write", str(device.pk), ratelimit.Rate.parse(settings.RATE_LIMIT_WRITE))
-    stored, reason = write_queue.split_pairs(resource_formats(device.connector), pairs)
+    stored, reason = split_pairs(resource_formats(device.connector), pairs)
     now = timezone.now()
     _insert_write(device, stored, reason, ip, now)
     if write_queue.enabled():
@@ -88,19 +57,16 @@ def _insert_write(device: Device, points: list[tuple[str, str]], reason: str, ip
     )
     with connection.cursor() as cursor:
         if not points:
-            cursor.execute(INSERT_EVENT, event)
+            cursor.execute(sql.INSERT_EVENT, event)
             return
-        insert_points = (
-            f"INSERT INTO {DataPoint._meta.db_table} (device_id, alias, value, created_at) "  # noqa: S608
-            "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(points))
-        )
+        insert_points = sql.insert_data_points(len(points))
         values = [item for alias, value in points for item in (device.pk, alias, value, created_at)]
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH points AS ({insert_points}) {INSERT_EVENT}", values + event)
+            cursor.execute(sql.insert_data_points_and_event(len(points)), values + event)
         else:
             with transaction.atomic(using=connection.alias):
                 cursor.execute(insert_points, values)
-                cursor.execute(INSERT_EVENT, event)
+                cursor.execute(sql.INSERT_EVENT, event)
 
 
 def _touch(device: Device, now, ip) -> None:
@@ -119,13 +85,14 @@ def _microseconds(moment: datetime) -> int:
 
 
 def _latest(device: Device, aliases: list[str]) -> dict[str, tuple[int, str]]:
-    """alias → (microseconds, value) of the newest write of each alias that has one:
+    """alias → (microseconds, value) of the newest point of each alias that has one,
+    by its time (records are stored at the device's timestamps, in any order):
     stored, or (with DEVICE_WRITE_QUEUE) still queued."""
     latest = {}
     for alias in aliases:
         point = (
             DataPoint.objects.filter(device=device, alias=alias)
-            .order_by("-id")
+            .order_by("-created_at", "-id")
             .values_list("created_at", "value")
             .first()
         )
@@ -150,7 +117,7 @@ def wait_for_change(device: Device, alias: str, since: float | None, timeout: fl
     """Long poll: the alias's value once it changes after `since` (unix seconds).
 
     Without `since`, waits for a value newer than the latest at call time.
-    Returns the value, or None at the timeout.
+    Returns (value, unix seconds it was written), or None at the timeout.
     """
     if alias not in resource_formats(device.connector):
         raise InvalidData(f"alias {alias!r} is not defined")
@@ -161,12 +128,12 @@ def wait_for_change(device: Device, alias: str, since: float | None, timeout: fl
             raise InvalidData("If-Modified-Since is out of range") from exc
     current = _latest(device, [alias]).get(alias)
     if current is not None and since is not None and current[0] > since * 1_000_000:
-        return current[1]
+        return current[1], current[0] / 1_000_000
     baseline = current[0] if current is not None else -1
     deadline = time.monotonic() + min(timeout, settings.LONG_POLL_MAX_SECONDS)
     while time.monotonic() < deadline:
         time.sleep(min(settings.LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
         current = _latest(device, [alias]).get(alias)
         if current is not None and current[0] > baseline:
-            return current[1]
+            return current[1], current[0] / 1_000_000
     return None

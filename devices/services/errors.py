@@ -1,7 +1,7 @@
 """Refusals a device or an admin can be told about; each API maps them to a status."""
 
-from portal import ratelimit
-from portal.errors import Refusal
+from core import ratelimit
+from core.errors import Refusal
 
 
 class DeviceError(Refusal):

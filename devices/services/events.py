@@ -6,8 +6,9 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
+from core import inputs
+from devices import sql
 from devices.models import Event
-from portal import inputs
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def event_row(connection, connector_id, identity, kind, reason, ip, now=None, ac
         _storable(identity[:160]),
         kind,
         _storable(reason[:500]),
-        # A validated address as text (portal.net.client_ip) or None: the column
+        # A validated address as text (core.net.client_ip) or None: the column
         # reads it as it is, so it is not parsed again on every event.
         ip,
         ops.adapt_datetimefield_value(now or timezone.now()),
@@ -77,20 +78,5 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-EVENT_COLUMNS = tuple(
-    Event._meta.get_field(name).column
-    for name in (
-        "connector",
-        "identity",
-        "kind",
-        "reason",
-        "source_ip",
-        "created_at",
-        "actor",
-        "actor_name",
-    )
-)
-INSERT_EVENT = (
-    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608  (table and columns from the model)
-    f"({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
-)
+# The statement lives with the app's others; imported here for its callers.
+EVENT_COLUMNS, INSERT_EVENT = sql.EVENT_COLUMNS, sql.INSERT_EVENT

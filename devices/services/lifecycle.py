@@ -4,25 +4,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from devices.models import Credential, DataPoint, Device, Event
+from devices.services.credentials import credentials_changed
 from devices.services.errors import InvalidTransition
 from devices.services.events import Actor, record_event
 from devices.services.whitelist import activation_deadline
-from portal import generations
 
 
 def _drop_credentials(device: Device, now) -> None:
     device.credentials.filter(state__in=[Credential.ACTIVE, Credential.INACTIVE]).update(
         state=Credential.REVOKED, revoked_at=now
     )
-
-
-def _forget_credentials(device: Device) -> None:
-    """Web processes remember verified credentials (write_queue); make them look again."""
-    generations.bump(generations.device_key(device.pk))
 
 
 def reset_device(
@@ -37,12 +31,11 @@ def reset_device(
             activation_expires_at=activation_deadline(device.connector, window_seconds),
             provisioned_at=None,
             auth_mode="",
-            credential_version=F("credential_version") + 1,
         )
         record_event(
             device.connector_id, device.identity, Event.RESET, str(actor or ""), ip, actor=actor
         )
-        _forget_credentials(device)
+        credentials_changed("reset", device.connector_id, [device])
     device.refresh_from_db()
     return device
 
@@ -54,13 +47,11 @@ def revoke_device(device: Device, *, actor: Actor | None = None, ip=None) -> Dev
     now = timezone.now()
     with transaction.atomic():
         _drop_credentials(device, now)
-        Device.objects.filter(pk=device.pk).update(
-            status=Device.REVOKED, credential_version=F("credential_version") + 1
-        )
+        Device.objects.filter(pk=device.pk).update(status=Device.REVOKED)
         record_event(
             device.connector_id, device.identity, Event.REVOKE, str(actor or ""), ip, actor=actor
         )
-        _forget_credentials(device)
+        credentials_changed("revoked", device.connector_id, [device])
     device.refresh_from_db()
     return device
 
@@ -93,7 +84,7 @@ def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> Non
         record_event(
             device.connector_id, device.identity, Event.DELETE, str(actor or ""), ip, actor=actor
         )
-        _forget_credentials(device)
+        credentials_changed("deleted", device.connector_id, [device])
         device.delete()
 
 

@@ -1,4 +1,4 @@
-"""Management API for secure devices' messages (§3.3, §4).
+"""Management API for secure devices' messages.
 
 Lives beside the device API of `devices.api` and reuses its lookup of the
 connector and device, so visibility follows the one rule of `connectors_for`.
@@ -7,8 +7,8 @@ connector and device, so visibility follows the one rule of `connectors_for`.
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 
-from connectors.api.pagination import IdCursorPagination
 from connectors.api.views import CONNECTOR_ID
+from core.pagination import IdCursorPagination
 from devices.api.views import IDENTITY, DeviceScopedMixin, validated_query
 from registrations.api.serializers import MessageFilterSerializer, MessageSerializer
 from registrations.models import Message

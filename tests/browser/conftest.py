@@ -13,8 +13,6 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import sync_playwright
 
-from tests.processes import celery_worker  # noqa: F401
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LAPTOP = {"width": 1280, "height": 800}

@@ -15,7 +15,7 @@ REPORT_SECONDS = 60
 class Command(BaseCommand):
     help = (
         "Store device writes queued in Redis (DEVICE_WRITE_QUEUE) in batches. Run one or "
-        "more; one works, the others stand by. SIGTERM or Ctrl-C stops after the batch."
+        "more; they share the work. SIGTERM or Ctrl-C stops after the batch."
     )
 
     def add_arguments(self, parser):
@@ -29,16 +29,13 @@ class Command(BaseCommand):
             raise CommandError("DEVICE_WRITE_QUEUE is off: device writes are stored directly")
         ingest = Ingest(batch_size=options["batch_size"])
         if options["once"]:
-            try:
-                stored = ingest.drain()
-            except RuntimeError as exc:
-                raise CommandError(str(exc)) from exc
+            stored = ingest.drain()
             self.stdout.write(f"stored {stored} queued writes")
             return
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-        self.stdout.write(f"ingest {ingest.owner}: storing queued device writes")
+        self.stdout.write(f"ingest {ingest.name}: storing queued device writes")
         reporter = threading.Thread(target=self.report, args=(ingest, stop), daemon=True)
         reporter.start()
         ingest.run(stop)

@@ -1,0 +1,1 @@
+"""Shared infrastructure every Gatehouse app builds on; it imports no app."""

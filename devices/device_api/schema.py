@@ -1,0 +1,169 @@
+"""How the device API's views appear in its OpenAPI document (docs_urls.py)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+TEXT = "text/plain"
+FORM = "application/x-www-form-urlencoded"
+
+
+def _text(description: str) -> OpenApiResponse:
+    return OpenApiResponse(OpenApiTypes.STR, description=description)
+
+
+REFUSALS = {
+    400: _text("The request is malformed; the text says why."),
+    404: _text("No such connector."),
+    413: _text("The body is larger than DEVICE_MAX_BODY_BYTES."),
+    415: _text("The body is not application/x-www-form-urlencoded."),
+    429: _text("Too many requests; Retry-After says when to try again."),
+    503: _text("A backend is away; retry after Retry-After seconds."),
+}
+UNAUTHORIZED = {401: _text("Missing, unknown or revoked credentials (WWW-Authenticate).")}
+
+activate = extend_schema(
+    summary="Activate a whitelisted device",
+    description="Token mode answers the device's token (40 characters); password mode "
+    "stores the password sent and answers 204. Certificate mode provisions on the "
+    "first request made with the certificate instead.",
+    request={FORM: {"type": "object", "properties": {
+        "id": {"type": "string", "description": "the device's identity"},
+        "password": {"type": "string", "description": "password mode: 20 to 1024 bytes"},
+    }, "required": ["id"]}},
+    responses={
+        (200, TEXT): _text("The device's token."),
+        204: OpenApiResponse(description="Provisioned with the password sent."),
+        403: _text("The source address is outside the connector's allow-list."),
+        409: _text("Already provisioned (or revoked)."),
+        410: _text("The activation window has passed."),
+        **REFUSALS,
+    },
+    auth=[],
+)  # fmt: skip
+
+alias_read = extend_schema(
+    summary="Read the latest values, or wait for one to change",
+    description="The query names aliases (?a&b). With Request-Timeout (milliseconds) "
+    "the request waits for the one alias named to change after If-Modified-Since.",
+    parameters=[
+        OpenApiParameter("Request-Timeout", OpenApiTypes.INT, OpenApiParameter.HEADER),
+        OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER),
+    ],
+    responses={
+        (200, FORM): _text("alias=value pairs (a long poll's carries Last-Modified)."),
+        204: OpenApiResponse(description="None of the aliases has a value."),
+        304: OpenApiResponse(description="The long poll timed out without a change."),
+        **UNAUTHORIZED,
+        **REFUSALS,
+    },
+)
+
+alias_write = extend_schema(
+    summary="Write values",
+    description="alias=value pairs; undefined aliases are logged, not stored.",
+    request={FORM: {"type": "object", "additionalProperties": {"type": "string"}}},
+    responses={
+        204: OpenApiResponse(description="Accepted."),
+        **UNAUTHORIZED,
+        **REFUSALS,
+    },
+)
+
+record = extend_schema(
+    summary="Record values at the device's timestamps",
+    description="`alias=<a>&<ts>=<v>&<ts>=<v>&alias=<b>&<ts>=<v>`, timestamps in unix "
+    "seconds (up to 6 decimals). A point already stored with the same value is skipped; "
+    "with another value the record is refused (409) and nothing is stored.",
+    request={FORM: {"type": "object", "additionalProperties": {"type": "string"}}},
+    responses={
+        204: OpenApiResponse(description="Stored."),
+        (409, FORM): _text("Timestamps stored with another value: `<alias>=<ts>,<ts>`."),
+        **UNAUTHORIZED,
+        **REFUSALS,
+    },
+)
+
+timestamp = extend_schema(
+    summary="The server's time", responses={(200, TEXT): _text("Unix seconds.")}, auth=[]
+)
+
+
+def _security(name: str, description: str):
+    return {"type": "apiKey", "in": "header", "name": "Authorization", "description": description}
+
+
+class _Token(OpenApiAuthenticationExtension):
+    target_class = "devices.device_api.authentication.TokenAuthentication"
+    name = "deviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return _security(self.name, "`Token <token>`: the token activation answered.")
+
+
+class _Cik(_Token):
+    target_class = "devices.device_api.authentication.CikAuthentication"
+    name = "deviceCik"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Exosite-CIK",
+            "description": "`<token>`: the token activation answered (Murano libraries).",
+        }
+
+
+class _BasicToken(_Token):
+    target_class = "devices.device_api.authentication.BasicTokenAuthentication"
+    name = "deviceBasicToken"
+
+    def get_security_definition(self, auto_schema):
+        return _security(self.name, "`Basic base64(:<token>)`: the token, with no user.")
+
+
+class _Password(_Token):
+    target_class = "devices.device_api.authentication.BasicPasswordAuthentication"
+    name = "devicePassword"
+
+    def get_security_definition(self, auto_schema):
+        return _security(
+            self.name,
+            "`Basic base64(<identity>:<password>)` (password mode); a MAC address "
+            "identity keeps its colons.",
+        )
+
+
+class _Certificate(_Token):
+    target_class = "devices.device_api.authentication.CertificateAuthentication"
+    name = "deviceCertificate"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "mutual-tls",
+            "description": "A TLS client certificate, no Authorization header (certificate "
+            "mode; the first request of a whitelisted device provisions it).",
+        }
+
+
+class _NoCredentials(_Token):
+    target_class = "devices.device_api.authentication.NoCredentials"
+    name = "none"
+
+    def get_security_requirement(self, auto_schema):
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return None
+
+
+def without_device_api(endpoints):
+    """Preprocessing hook of the management API's document: the device API has its own."""
+    from devices.device_api.base import DeviceAPIView
+
+    return [
+        endpoint
+        for endpoint in endpoints
+        if not issubclass(getattr(endpoint[3], "cls", object), DeviceAPIView)
+    ]

@@ -1,0 +1,241 @@
+"""Keeping the broker's clients and roles in step with Gatehouse's devices.
+
+Two receivers fill an outbox in the database, in the transaction (or right
+after the commit) of the change they hear of:
+- `credentials_changed` adds a `BrokerChange`: this device (or any device of
+  this connector) must be looked at again;
+- `secret_issued` adds a `PendingSecret`: the device's new token or password,
+  sealed (mqtt.vault), because the broker needs the clear secret to make its
+  own salted hash and Gatehouse keeps only hashes of its own.
+
+`manage.py mqtt_sync` (`Worker`) empties the outbox: it reads each device's
+state from the database, turns it into dynamic-security commands, sends them in
+one control message at most every MQTT_SYNC_INTERVAL, and deletes what the
+broker answered (the sealed secrets with it). A device that is no longer
+provisioned loses its broker client, which disconnects its session at once.
+"""
+
+import logging
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Device
+from mqtt import clients, dynsec, tls, topics, vault
+from mqtt.models import BrokerChange, BrokerClient, PendingSecret
+
+logger = logging.getLogger(__name__)
+BATCH = 500  # outbox rows per control message
+
+
+def enabled() -> bool:
+    return bool(settings.MQTT_BROKER_URL)
+
+
+# --- receivers ---------------------------------------------------------------------------
+
+
+def credentials_changed(sender, changes, **kwargs) -> None:
+    if not enabled():
+        return
+    try:
+        BrokerChange.objects.bulk_create(
+            BrokerChange(
+                reason=change.reason[:40],
+                connector_id=change.connector_id,
+                device_id=change.device_id,
+                identity=change.identity or "",
+            )
+            for change in changes
+        )
+    except Exception:  # noqa: BLE001  (the change happened; mqtt_resync repairs the broker)
+        logger.exception("could not queue %d broker change(s)", len(changes))
+
+
+def secret_issued(sender, connector_id: str, identity: str, secret: str, **kwargs) -> None:
+    if not enabled() or not secret:
+        return
+    try:
+        device = (
+            Device.objects.filter(connector_id=connector_id, identity=identity)
+            .values("pk", "credential_version")
+            .first()
+        )
+        if device is None:
+            return
+        PendingSecret.objects.create(
+            device_id=device["pk"],
+            credential_version=device["credential_version"],
+            sealed=vault.seal(secret, device["pk"], device["credential_version"]),
+        )
+    except Exception:  # noqa: BLE001  (never let the secret reach a log line)
+        logger.error("could not queue the broker secret of %s/%s", connector_id, identity)
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def _secrets(states: dict, pending: list[PendingSecret]) -> dict[int, str]:
+    """device id -> clear secret, for secrets still belonging to their device."""
+    clear = {}
+    for row in sorted(pending, key=lambda row: row.pk):
+        state = states.get(row.device_id)
+        if state is None or state["credential_version"] != row.credential_version:
+            continue
+        try:
+            clear[row.device_id] = vault.unseal(row.sealed, row.device_id, row.credential_version)
+        except vault.Unsealable:
+            logger.warning("broker secret of device %s cannot be unsealed", row.device_id)
+    return clear
+
+
+def plan(changes: list[BrokerChange], pending: list[PendingSecret]) -> clients.Plan:
+    targets: dict[int, tuple[str, str]] = {}
+    swept = {change.connector_id for change in changes if change.device_id is None}
+    # A change to a whole connector: every device of it holding a broker client.
+    for row in BrokerClient.objects.filter(connector_id__in=swept).values(
+        "device_id", "connector_id", "identity"
+    ):
+        targets[row["device_id"]] = (row["connector_id"], row["identity"])
+    for change in changes:
+        if change.device_id is not None:
+            targets[change.device_id] = (change.connector_id, change.identity)
+    states = {
+        row["pk"]: row
+        for row in Device.objects.filter(
+            pk__in={*targets, *(row.device_id for row in pending)}
+        ).values("pk", "connector_id", "identity", "status", "auth_mode", "credential_version")
+    }
+    for pk, row in states.items():
+        targets.setdefault(pk, (row["connector_id"], row["identity"]))
+    return clients.plan_devices(targets, _secrets(states, pending), states)
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+def send(client: dynsec.Dynsec, commands: list[dict]) -> list[str]:
+    """Run commands; the problems the broker reported (without the secrets)."""
+    problems = []
+    for command, answer in zip(commands, client.run(commands), strict=True):
+        if not answer.ok:
+            subject = command.get("username") or command.get("rolename") or ""
+            problems.append(f"{command['command']} {subject}: {answer.error}")
+    return problems
+
+
+def flush(client: dynsec.Dynsec, limit: int = BATCH) -> int:
+    """Send what the outbox holds (up to `limit` rows of each kind); rows handled."""
+    changes = list(BrokerChange.objects.order_by("pk")[:limit])
+    secrets = list(PendingSecret.objects.order_by("pk")[:limit])
+    if not changes and not secrets:
+        return 0
+    work = plan(changes, secrets)
+    for problem in send(client, work.commands):
+        logger.warning("broker refused: %s", problem)
+    with transaction.atomic():
+        BrokerChange.objects.filter(pk__in=[change.pk for change in changes]).delete()
+        PendingSecret.objects.filter(pk__in=[pending.pk for pending in secrets]).delete()
+    for note in work.notes:
+        logger.info("broker client %s", note)
+    refresh_trust()
+    return len(changes) + len(secrets)
+
+
+def refresh_trust() -> bool:
+    """Rewrite the certificate listener's CA list and CRLs (MQTT_TRUST_DIR) and have
+    the broker reread them if they changed: a revoked certificate is then refused at
+    the TLS handshake, not only left without access."""
+    if not settings.MQTT_TRUST_DIR:
+        return False
+    folder = Path(settings.MQTT_TRUST_DIR)
+    if not tls.write_trust(folder / "device-cas.pem", folder / "device-crls.pem"):
+        return False
+    if settings.MQTT_BROKER_PID_FILE:
+        try:
+            os.kill(int(Path(settings.MQTT_BROKER_PID_FILE).read_text().strip()), signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            logger.warning("could not signal the broker to reload its CA list: %s", exc)
+    return True
+
+
+def drop_stale_secrets() -> int:
+    """Secrets the broker never got in time are deleted: the device must be reset."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MQTT_PENDING_SECRET_SECONDS)
+    stale = PendingSecret.objects.filter(created_at__lt=cutoff)
+    for device_id in stale.values_list("device_id", flat=True):
+        logger.warning("broker secret of device %s expired before the broker took it", device_id)
+    return stale.delete()[0]
+
+
+def connect() -> dynsec.Dynsec:
+    return dynsec.Dynsec(
+        settings.MQTT_BROKER_URL, settings.MQTT_ADMIN_USERNAME, settings.MQTT_ADMIN_PASSWORD
+    )
+
+
+class Worker:
+    """The loop behind `manage.py mqtt_sync`: polls the outbox, sends at a bounded rate."""
+
+    def __init__(self, *, interval: float | None = None, poll: float = 0.1):
+        self.interval = settings.MQTT_SYNC_INTERVAL if interval is None else interval
+        self.poll = poll
+        self.stopping = False
+        self.last_sent = 0.0
+
+    def run(self) -> None:
+        client = None
+        while not self.stopping:
+            try:
+                if client is None:
+                    client = connect()
+                    ensure_service_clients(client)
+                    logger.info("mqtt sync connected to %s", settings.MQTT_BROKER_URL)
+                self.step(client)
+            except dynsec.BrokerUnavailable as exc:
+                logger.warning("broker unavailable: %s", exc)
+                if client is not None:
+                    client.close()
+                client = None
+                time.sleep(1.0)
+        if client is not None:
+            client.close()
+
+    def step(self, client: dynsec.Dynsec) -> None:
+        if not (BrokerChange.objects.exists() or PendingSecret.objects.exists()):
+            time.sleep(self.poll)
+            return
+        wait = self.last_sent + self.interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # gathers what arrives meanwhile into the same batch
+        self.last_sent = time.monotonic()
+        flush(client)
+        drop_stale_secrets()
+
+
+def ensure_service_clients(client: dynsec.Dynsec) -> None:
+    """The ingest's client and role, as the code says they are.
+
+    The role is taken off the client before it is deleted: Mosquitto 2.0.11 leaves a
+    deleted role in the lists of the clients holding it and then crashes on their
+    next ACL check. (Device roles are only deleted after their client.)
+    """
+    from mqtt import ingest
+
+    name, role = topics.INGEST_USERNAME, topics.INGEST_ROLE
+    client.run(
+        [
+            {"command": "removeClientRole", "username": name, "rolename": role},
+            {"command": "deleteRole", "rolename": role},
+            {"command": "createRole", "rolename": role, "acls": topics.ingest_acls()},
+            {"command": "createClient", "username": name, "password": ingest.password()},
+            {"command": "setClientPassword", "username": name, "password": ingest.password()},
+            {"command": "addClientRole", "username": name, "rolename": role},
+        ]
+    )
