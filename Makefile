@@ -23,7 +23,7 @@ help:
 	@echo "make run               migrate, collect static files, create the first admin, then run"
 	@echo "                       the Procfile's processes: web, asgi, worker, beat, … (Ctrl-C stops all)"
 	@echo "make test              run the tests (ARGS=... is passed to pytest)"
-	@echo "make lint              ruff check and ruff format --check"
+	@echo "make lint              ruff check, ruff format --check and the apps' layering (lint-imports)"
 	@echo "make format            ruff format and ruff check --fix"
 	@echo "make check             Django system checks"
 	@echo "make migrations-check  fail if a model change lacks its migration"
@@ -60,6 +60,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .

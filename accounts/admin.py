@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts import audit, lockout, services, tokens
 from accounts.models import ApiToken
+from audit.events import Actor
 from core.net import client_ip
-from devices.services.events import Actor
 
 User = get_user_model()
 

@@ -6,8 +6,8 @@ event list shows them. Kept apart from accounts.services, which the permission
 checks of every app import, so that it stays free of the log.
 """
 
-from devices.models import Event
-from devices.services.events import Actor, record_event
+from audit.events import Actor, record_event
+from audit.models import Event
 
 
 def _by(actor: Actor | None) -> str:

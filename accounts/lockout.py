@@ -39,9 +39,9 @@ from django.dispatch import receiver
 from django.shortcuts import render
 from django.utils import timezone
 
+from audit.events import Actor, record_event
+from audit.models import Event
 from core.net import client_ip
-from devices.models import Event
-from devices.services.events import Actor, record_event
 
 log = logging.getLogger("gatehouse.signin")
 

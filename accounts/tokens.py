@@ -8,8 +8,8 @@ permission checks of every app import, so that it stays free of the log.
 from django.db import transaction
 
 from accounts.models import ApiToken
-from devices.models import Event
-from devices.services.events import Actor, record_event
+from audit.events import Actor, record_event
+from audit.models import Event
 
 
 def _describe(row: ApiToken) -> str:

@@ -57,9 +57,10 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from certificates import crypto, services
+    from certificates import services
     from certificates.models import EC_P256, RSA_2048
     from connectors.models import Connector
+    from core import crypto
 
     call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench")
@@ -91,7 +92,8 @@ def scenarios(authority, device_type: str, request_pem: str):
     from cryptography import x509
     from django.utils import timezone
 
-    from certificates import crypto, services
+    from certificates import services
+    from core import crypto
 
     ca_cert = services.authority_certificate(authority)
     ca_key = services.authority_private_key(authority)

@@ -9,6 +9,8 @@ here (deleting one would quietly trust a revoked certificate again).
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 
+from audit.events import Actor, record_event
+from audit.models import Event
 from certificates import services
 from certificates.models import (
     CertificateAuthority,
@@ -18,9 +20,7 @@ from certificates.models import (
 )
 from core.net import client_ip
 from devices.admin import NoDirectDeleteMixin
-from devices.models import Event
 from devices.services.credentials import credentials_changed
-from devices.services.events import Actor, record_event
 
 
 def _audit(request) -> dict:

@@ -1,6 +1,6 @@
 """TLS client-certificate authentication of device data requests.
 
-The device API's CertificateAuthentication (devices.device_api) hands over here
+The device API's CertificateAuthentication (device_api) hands over here
 when a request carries a client certificate and no Authorization header. A certificate already bound
 to a device costs one indexed lookup by fingerprint (plus one for its issuer
 when it was accepted by chain). Otherwise, in certificate mode, the first such
@@ -21,13 +21,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from certificates import crypto, services
+from audit.models import Event
+from certificates import services
 from certificates.models import IssuedCertificate
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
-from core import ratelimit
+from core import crypto, ratelimit
 from devices import services as device_services
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from devices.services.credentials import credentials_changed, next_version
 
 AuthenticationFailed = device_services.AuthenticationFailed

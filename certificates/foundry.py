@@ -20,9 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiTokenAuthentication
-from certificates import crypto, services
+from certificates import services
 from certificates.models import RSA_2048
 from connectors.api.views import ConnectorScopedMixin
+from core import crypto
 from core.errors import status_for
 from core.outage import MESSAGE, RETRY_AFTER_SECONDS, is_backend_outage
 from core.parsers import JSONParser

@@ -2,10 +2,9 @@ from django.db import models
 from django.db.models import Q
 
 from connectors.models import Connector
+from core.crypto import EC_P256, RSA_2048
 from devices.models import Credential, Device
 
-EC_P256 = "ec-p256"
-RSA_2048 = "rsa-2048"
 KEY_TYPES = [(EC_P256, "EC P-256"), (RSA_2048, "RSA 2048")]
 
 

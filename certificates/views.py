@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import maker_required
+from audit.events import Actor
 from certificates import files, services
 from certificates.api.views import status_of
 from certificates.forms import AuthorityForm, IssueForm, TrustAnchorForm, VerificationForm
@@ -27,7 +28,6 @@ from connectors.models import CONNECTOR_ID_PATTERN, Connector
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
 from devices.models import Device
-from devices.services.events import Actor
 
 ISSUED_ON_PAGE = 50
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)

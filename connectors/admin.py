@@ -7,11 +7,11 @@ admin, as the portal and the API do (connectors.services).
 from django import forms
 from django.contrib import admin
 
+from audit.events import Actor
 from connectors import services
 from connectors.identity import InvalidIdentity
 from connectors.models import Connector, Resource
 from core.net import client_ip
-from devices.services.events import Actor
 
 
 def _audit(request) -> dict:

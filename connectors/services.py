@@ -9,10 +9,9 @@ it was called and what went with it.
 
 from django.db import transaction
 
+from audit.events import Actor, record_event
+from audit.models import Event
 from connectors.models import Connector, Resource
-from devices.models import Event
-from devices.services.credentials import credentials_changed
-from devices.services.events import Actor, record_event
 
 # What the log reports when it changes (the id and creation time never do);
 # the first three are read specially by settings_of.
@@ -98,7 +97,8 @@ def delete_connector(connector: Connector, *, actor: Actor | None, ip=None) -> N
             ip,
             actor=actor,
         )
-        credentials_changed("connector_deleted", connector.pk)
+        # The devices app hears the delete (pre_delete) and says its devices'
+        # credentials changed, whichever door the delete came through.
         connector.delete()
 
 

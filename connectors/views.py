@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import maker_required
+from audit.events import Actor
 from connectors import identity, services
 from connectors.forms import (
     ConnectorForm,
@@ -25,7 +26,6 @@ from connectors.forms import (
 from connectors.models import CONNECTOR_ID_PATTERN, Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
 from core.net import client_ip
-from devices.services.events import Actor
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 EXAMPLE_BODIES = {

@@ -44,7 +44,7 @@ MESSAGE = "service temporarily unavailable, retry later"
 # One log line per kind of failure this often, with how many requests it refused meanwhile.
 LOG_EVERY_SECONDS = 10.0
 
-DEVICE_URLCONF = "devices.device_api.urls"
+DEVICE_URLCONF = "device_api.urls"
 _V1_1 = re.compile(r"/(?:c/[^/]+/)?v1\.1/")
 _DEVICE_PATH = re.compile(r"/(?:c/|pki/|timestamp$)")
 

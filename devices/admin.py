@@ -13,10 +13,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 
+from audit.models import Event
 from connectors.models import Connector
 from core.net import client_ip
 from devices import services
-from devices.models import Credential, DataPoint, Device, Event, IngestMark, WhitelistImport
+from devices.models import Credential, DataPoint, Device, IngestMark, WhitelistImport
 
 
 def _actor(request) -> services.Actor:

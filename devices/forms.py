@@ -4,10 +4,11 @@ import json
 
 from django import forms
 
+from audit.models import Event
 from connectors.forms import WindowFormMixin, split_window, window_fields
 from connectors.models import Connector
 from devices import services
-from devices.models import Device, Event, WhitelistImport
+from devices.models import Device, WhitelistImport
 
 MAX_TAG_TEXT = 20_000
 MAX_CURSOR = 2**63 - 1

@@ -42,12 +42,13 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from redis.exceptions import ResponseError
 
+from audit.events import INSERT_EVENT, event_row
+from audit.models import Event
 from core import redis_scripts
 from core.outage import BACKEND_ERRORS
 from devices import sql
-from devices.models import DataPoint, Device, Event, IngestMark
+from devices.models import DataPoint, Device, IngestMark
 from devices.services import write_queue
-from devices.services.events import INSERT_EVENT, event_row
 from devices.services.write_queue import Write
 
 logger = logging.getLogger(__name__)

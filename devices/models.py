@@ -7,6 +7,17 @@ from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 
 
+def identity_names(connector: Connector, raw_identity: str) -> set[str]:
+    """The names an identity's log lines are under: refusals are logged as the device
+    sent it, everything else under the normalised form, so look for both."""
+    names = {raw_identity}
+    try:
+        names.add(normalize_identity(raw_identity, connector.identity_format))
+    except InvalidIdentity:
+        pass
+    return names
+
+
 class DeviceQuerySet(models.QuerySet):
     """Filters shared by the portal's Devices tab and the management API."""
 
@@ -165,135 +176,6 @@ class Credential(models.Model):
 
     def __str__(self):
         return f"{self.kind} credential of {self.device_id} ({self.state})"
-
-
-class EventQuerySet(models.QuerySet):
-    def about(self, connector: Connector, raw_identity: str):
-        """Events of one identity: refusals are logged as the device sent it,
-        everything else under the normalised form, so look for both."""
-        names = {raw_identity}
-        try:
-            names.add(normalize_identity(raw_identity, connector.identity_format))
-        except InvalidIdentity:
-            pass
-        return self.filter(identity__in=names)
-
-    def delete(self):
-        raise TypeError("events are append-only; only retention removes them (purge_old_records)")
-
-    delete.queryset_only = True
-
-
-class Event(models.Model):
-    """One append-only line of the log: what happened, to whom, why, from where, by whom.
-
-    Only retention (devices.services.purge_old_records) removes events.
-    """
-
-    WHITELIST = "whitelist"
-    PROVISION = "provision"
-    PROVISION_FAILED = "provision_failed"
-    WRITE = "write"
-    WRITE_IGNORED = "write_ignored"
-    READ = "read"
-    EXPIRE = "expire"
-    RESET = "reset"
-    REVOKE = "revoke"
-    DELETE = "delete"
-    AUTH_FAILED = "auth_failed"
-    RATE_LIMITED = "rate_limited"
-    IMPORT = "import"
-    CERTIFICATE = "certificate"
-    REGISTER = "register"
-    PAIR = "pair"
-    MESSAGE = "message"
-    PAIR_FAILED = "pair_failed"
-    RENAME = "rename"
-    RELEASE = "release"
-    CREATE = "create"
-    CHANGE = "change"
-    KINDS = [
-        (WHITELIST, "Whitelisted"),
-        (PROVISION, "Provisioned"),
-        (PROVISION_FAILED, "Provisioning failed"),
-        (WRITE, "Write"),
-        (WRITE_IGNORED, "Write to undefined alias"),
-        (READ, "Read"),
-        (EXPIRE, "Expired"),
-        (RESET, "Reset"),
-        (REVOKE, "Revoked"),
-        (DELETE, "Deleted"),
-        (AUTH_FAILED, "Authentication failed"),
-        (RATE_LIMITED, "Rate limited"),
-        (IMPORT, "Import"),
-        (CERTIFICATE, "Certificate authority or certificate"),
-        (REGISTER, "Secure registration"),
-        (PAIR, "Paired"),
-        (PAIR_FAILED, "Pairing refused"),
-        (MESSAGE, "Message"),
-        (RENAME, "Renamed by its owner"),
-        (RELEASE, "Released by its owner"),
-        (CREATE, "Created"),
-        (CHANGE, "Changed"),
-    ]
-
-    # The log is the audit trail of a connector, so it outlives the connector:
-    # no database constraint and nothing done on delete. Connector ids are random
-    # and never reused, so the id alone keeps naming a deleted one (its `delete`
-    # event says what it was called). Null for actions outside any connector (API
-    # tokens). Not indexed on its own: event_connector_recent serves it.
-    connector = models.ForeignKey(
-        Connector,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="events",
-        db_index=False,
-    )
-    identity = models.CharField(max_length=160, blank=True)
-    # The person behind an admin action; empty for what devices and the system do.
-    # The name is a snapshot, so the line still says who once the account is gone
-    # (deleting a user only clears `actor`, through the partial index below). No
-    # database constraint: adding one would scan the whole table to validate it.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    # A database default: device requests insert events with hand-written SQL
-    # (devices.services.events, provisioning, ingest) that has no actor to name.
-    actor_name = models.CharField(max_length=150, blank=True, db_default="")
-    kind = models.CharField(max_length=20, choices=KINDS)
-    reason = models.CharField(max_length=500, blank=True)
-    source_ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = EventQuerySet.as_manager()
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["connector", "-id"], name="event_connector_recent"),
-            models.Index(fields=["connector", "identity", "-id"], name="event_identity_recent"),
-            # The overview's counts per kind over a time range, read from the index alone.
-            models.Index(fields=["connector", "kind", "created_at"], name="event_kind_time"),
-            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="event_actor"),
-        ]
-
-    def __str__(self):
-        return f"{self.kind} {self.identity}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("events are append-only; only retention removes them (purge_old_records)")
 
 
 class DataPoint(models.Model):

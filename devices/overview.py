@@ -16,9 +16,10 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.formats import number_format
 
+from audit.models import Event
 from connectors.models import Connector
 from devices import counting, ticks
-from devices.models import Device, Event
+from devices.models import Device
 from devices.templatetags.console import ago
 
 FAILURE_KINDS = [Event.PROVISION_FAILED, Event.AUTH_FAILED, Event.RATE_LIMITED, Event.PAIR_FAILED]

@@ -13,37 +13,14 @@ from dataclasses import dataclass
 import psycopg
 from django.db import connections, transaction
 
+from audit import events
+from audit.models import Event
 from connectors.models import Connector
-from devices.models import Credential, DataPoint, Device, Event
+from core.sql import columns, insert
+from devices.models import Credential, DataPoint, Device
 
-
-def columns(model, *names: str) -> list[str]:
-    """The database columns of these fields of `model`, in order."""
-    return [model._meta.get_field(name).column for name in names]
-
-
-def insert(model, names: tuple[str, ...]) -> str:
-    """INSERT of one row of `model` with these fields, one %s each."""
-    return (
-        f"INSERT INTO {model._meta.db_table} ({', '.join(columns(model, *names))}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(names))})"
-    )
-
-
-# --- events ------------------------------------------------------------------------------
-
-EVENT_FIELDS = (
-    "connector",
-    "identity",
-    "kind",
-    "reason",
-    "source_ip",
-    "created_at",
-    "actor",
-    "actor_name",
-)
-EVENT_COLUMNS = tuple(columns(Event, *EVENT_FIELDS))
-INSERT_EVENT = insert(Event, EVENT_FIELDS)
+# The log's INSERT lives with the log (audit.events); the write paths below extend it.
+EVENT_COLUMNS, INSERT_EVENT = events.EVENT_COLUMNS, events.INSERT_EVENT
 
 # --- data points -------------------------------------------------------------------------
 
@@ -132,7 +109,7 @@ def _selected(model, names, first: str) -> str:
 ACTIVATE = f"""
     WITH claimed AS ({CLAIM}),
     issued AS ({_selected(Credential, CREDENTIAL_FIELDS, "id")}),
-    logged AS ({_selected(Event, EVENT_FIELDS, "%s")})
+    logged AS ({_selected(Event, events.EVENT_FIELDS, "%s")})
     SELECT id FROM claimed
 """  # noqa: S608
 

@@ -15,12 +15,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.permissions import maker_required
-from certificates import services as certificate_services
+from audit.models import Event
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
 from devices import charts, imports, services, tasks
 from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
-from devices.models import DataPoint, Device, Event, WhitelistImport
+from devices.models import DataPoint, Device, WhitelistImport, identity_names
 
 DEVICE_PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
@@ -145,10 +145,10 @@ def device_add(request, connector_id):
                     actor=actor(request),
                 )
                 if data["certificate"].strip():
-                    certificate_services.pin_certificate(device, data["certificate"])
+                    services.pin_certificate(device, data["certificate"])
         except services.AlreadyWhitelisted:
             form.add_error("identity", "This identity is already whitelisted on this connector.")
-        except certificate_services.CertificateError as exc:
+        except services.CertificateNotPinnable as exc:
             form.add_error("certificate", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         except services.DeviceError as exc:
             form.add_error(None, exc.message)
@@ -352,7 +352,7 @@ def filtered_events(connector, filters: dict):
     if filters.get("kind"):
         events = events.filter(kind=filters["kind"])
     if filters.get("identity"):
-        events = events.about(connector, filters["identity"].strip())
+        events = events.filter(identity__in=identity_names(connector, filters["identity"].strip()))
     return events
 
 

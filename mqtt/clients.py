@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from django.db import IntegrityError, transaction
 
-from certificates import crypto
+from audit.models import Event
 from certificates.models import IssuedCertificate
 from connectors.models import Connector
-from devices.models import Credential, Device, Event
+from core import crypto
+from devices.models import Credential, Device
 from devices.services import record_event
 from mqtt import topics
 from mqtt.models import BrokerClient

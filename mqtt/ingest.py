@@ -26,8 +26,9 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
+from audit.models import Event
 from devices import services
-from devices.models import Device, Event
+from devices.models import Device
 from mqtt import dynsec, receipts, topics
 
 logger = logging.getLogger(__name__)

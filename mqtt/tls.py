@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.utils import timezone
 
-from certificates import crypto
 from certificates.models import EC_P256
+from core import crypto
 from mqtt.broker import TlsFiles
 
 SERVER_DAYS = 30

@@ -24,7 +24,7 @@ class DeviceHostMiddleware:
         host = request.get_host().lower().rsplit(":", 1)[0]
         if host.endswith(self.suffix):
             label = host[: -len(self.suffix)]
-            request.urlconf = "devices.device_api.urls"
+            request.urlconf = "device_api.urls"
             # An unknown label still lands in the device API, where it is a 404.
             request.connector_id = label if _CONNECTOR_ID.fullmatch(label) else ""
         return self.get_response(request)

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "audit",
     "accounts",
     "connectors",
     "devices",
@@ -277,7 +278,7 @@ SPECTACULAR_SETTINGS = {
     # required) that only input has.
     "COMPONENT_SPLIT_REQUEST": True,
     # The device API has a document of its own (/api/device/schema/).
-    "PREPROCESSING_HOOKS": ["devices.device_api.schema.without_device_api"],
+    "PREPROCESSING_HOOKS": ["device_api.schema.without_device_api"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # 400/401/403/404/409 with their bodies, on every operation that can give them.

@@ -38,7 +38,7 @@ class GeneratedKey:
 KEYS = (
     # Django's signing key (sessions, CSRF, PIN and credential-cache hashes).
     GeneratedKey("SECRET_KEY", "secret_key", nbytes=50),
-    # Seals connector CA private keys at rest (certificates.crypto).
+    # Seals connector CA private keys at rest (core.crypto).
     GeneratedKey("CA_KEY_ENCRYPTION_KEY", "ca_key_encryption_key"),
     # What make run's nginx sends and its web processes check (runlocal hands it to
     # both). The settings never read this file: a process given no PROXY_SHARED_SECRET

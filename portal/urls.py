@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core import csp, health
-from devices.device_api import views as device_views
+from device_api import views as device_views
 from portal import views as portal_views
 
 # An outage met outside a view is a 503 too (core.outage); other errors Django's 500.
@@ -19,7 +19,7 @@ urlpatterns = [
     path("connectors/<str:connector_id>/", include("devices.urls")),
     path("connectors/<str:connector_id>/certificates/", include("certificates.urls")),
     path("admin/", admin.site.urls),
-    path("c/<str:connector_id>/", include(("devices.device_api.urls", "device"), namespace="c")),
+    path("c/<str:connector_id>/", include(("device_api.urls", "device"), namespace="c")),
     path("timestamp", device_views.TimestampView.as_view()),
     path("pki/<str:connector_id>/", include("certificates.pki_urls")),
     path("v1.1/", include("registrations.device_urls")),
@@ -33,7 +33,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The device API's own document, for firmware writers.
-    path("api/device/", include("devices.device_api.docs_urls")),
+    path("api/device/", include("device_api.docs_urls")),
     # Swagger UI's start-up script comes from the same URL (?script), not inline, so
     # the page keeps the Content-Security-Policy of every other page, plus the data:
     # images (icons) Swagger UI draws with.

@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from accounts.services import is_device_maker
+from audit.models import Event
 from connectors.permissions import connectors_for
-from devices.models import Event
 from devices.views import event_row
 
 SHOWN_CONNECTORS = 12

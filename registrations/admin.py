@@ -10,10 +10,10 @@ deleted, each deletion logged with the admin's name.
 
 from django.contrib import admin
 
+from audit.models import Event
 from core.net import client_ip
 from devices import services as device_services
 from devices.admin import LoggedDeleteMixin, NoDirectDeleteMixin, ReadOnlyAdmin
-from devices.models import Event
 from registrations.models import (
     HubMember,
     HubPolicy,

@@ -8,8 +8,8 @@ from accounts import tokens
 from accounts.api.serializers import ApiTokenSerializer, IssuedApiTokenSerializer
 from accounts.models import ApiToken
 from accounts.permissions import IsDeviceMaker
+from audit.events import Actor
 from core.net import client_ip
-from devices.services.events import Actor
 
 
 class ApiTokenViewSet(

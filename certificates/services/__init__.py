@@ -30,8 +30,6 @@ from certificates.services.binding import (
     check_fingerprint,
     find_device,
     find_issued,
-    pin_certificate,
-    pinnable_certificate,
     provision_certificate,
     revoke_device_certificate,
 )
@@ -90,8 +88,6 @@ __all__ = [
     "issue_certificate",
     "issuer_still_trusted",
     "parse_serial",
-    "pin_certificate",
-    "pinnable_certificate",
     "provision_certificate",
     "require_authority",
     "revoke_certificate",

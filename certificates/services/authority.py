@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from certificates import crypto
+from audit.events import Actor
 from certificates.models import (
     EC_P256,
     KEY_TYPES,
@@ -25,7 +25,7 @@ from certificates.services.base import (
     log_certificate_event,
 )
 from connectors.models import Connector
-from devices.services.events import Actor
+from core import crypto
 
 CA_DAYS = 3650
 MAX_DAYS = 36500

@@ -1,9 +1,9 @@
 """The refusals every certificate service raises, and the one way they log what they did."""
 
+from audit.events import Actor
+from audit.models import Event
 from core.errors import Refusal
-from devices.models import Event
 from devices.services import record_event
-from devices.services.events import Actor
 
 
 class CertificateError(Refusal):

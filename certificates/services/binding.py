@@ -1,14 +1,13 @@
-"""Certificates bound to devices: pinned in a whitelist entry, bound by an app after it
-generated one, unbound and revoked."""
+"""Certificates bound to devices: bound by an app after it generated one, unbound and
+revoked (pinning one in a whitelist entry is devices.services.pinning)."""
 
 import re
-from datetime import datetime
 
-from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
-from certificates import crypto
+from audit.events import Actor
+from audit.models import Event
 from certificates.models import IssuedCertificate
 from certificates.services.base import (
     Conflict,
@@ -20,65 +19,10 @@ from certificates.services.issuing import check_topics
 from certificates.services.revocation import revoke_certificate
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from devices.services.credentials import credentials_changed
-from devices.services.events import Actor
 
 FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def pinnable_certificate(
-    pem: str, identity: str, identity_format, now: datetime | None = None
-) -> x509.Certificate:
-    """The certificate in `pem`, if it may be pinned to the device `identity`.
-
-    One PEM certificate with no private key beside it; exactly one CN, which
-    read through the connector's identity format is the identity (so a MAC
-    address in upper case still names the same device); not expired.
-    crypto.CryptoError says why not. Used by the API and by CSV imports.
-    """
-    cert = crypto.load_certificate(pem or "")
-    common_name = crypto.common_name_of(cert.subject)
-    try:
-        matches = normalize_identity(common_name, identity_format) == identity
-    except InvalidIdentity:
-        matches = False
-    if not matches:
-        raise crypto.CryptoError(
-            f'the certificate CN "{common_name[:160]}" does not match the ID "{identity}"'
-        )
-    if cert.not_valid_after_utc <= (now or timezone.now()):
-        raise crypto.CryptoError(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
-    return cert
-
-
-def pin_certificate(device: Device, pem: str) -> Credential:
-    """Pin a certificate in a whitelisted device's entry (CSV column "TLS Client Certificate").
-
-    Only that certificate can then provision the device. Its CN must be
-    the identity; an earlier pin is replaced.
-    """
-    try:
-        cert = pinnable_certificate(pem, device.identity, device.connector.identity_format)
-    except crypto.CryptoError as exc:
-        raise InvalidInput(str(exc)) from exc
-    if device.status != Device.WHITELISTED:
-        raise Conflict("only a whitelisted device's certificate can be pinned; reset it first")
-    with transaction.atomic():
-        Credential.objects.filter(
-            device=device, kind=Connector.CERTIFICATE, state=Credential.INACTIVE
-        ).delete()
-        credentials_changed("certificate_pinned", device.connector_id, [device])
-        return Credential.objects.create(
-            device=device,
-            kind=Connector.CERTIFICATE,
-            state=Credential.INACTIVE,
-            certificate_pem=crypto.to_pem(cert),
-            fingerprint=crypto.fingerprint(cert),
-            serial=crypto.serial_hex(cert),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-        )
 
 
 def find_device(connector: Connector, identity) -> Device:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from certificates import crypto
+from audit.events import Actor
 from certificates.models import EC_P256, CertificateAuthority, IssuedCertificate
 from certificates.services.authority import (
     authority_certificate,
@@ -27,8 +27,7 @@ from certificates.services.base import (
 )
 from certificates.topics import InvalidTopicFilter, check_topic_filters
 from connectors.models import Connector
-from core import ratelimit
-from devices.services.events import Actor
+from core import crypto, ratelimit
 
 DEVICE_CERTIFICATE_DAYS = 3650
 # Certificates generated for an app get this name and a random suffix: unique, so a

@@ -3,13 +3,13 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.events import Actor
 from certificates.models import IssuedCertificate, RevokedCertificate
 from certificates.services.authority import write_crl
 from certificates.services.base import Conflict, NotFound, log_certificate_event
 from connectors.models import Connector
 from devices.models import Credential, Device
 from devices.services.credentials import credentials_changed
-from devices.services.events import Actor
 
 
 def revoke_certificate(

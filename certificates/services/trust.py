@@ -8,14 +8,14 @@ from cryptography import x509
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from certificates import crypto
+from audit.events import Actor
 from certificates.models import CertificateAuthority, TrustAnchor
 from certificates.services.authority import authority_certificate, authority_of
 from certificates.services.base import Conflict, InvalidInput, log_certificate_event
 from certificates.services.revocation import is_revoked
 from connectors.models import Connector
+from core import crypto
 from devices.services.credentials import credentials_changed
-from devices.services.events import Actor
 
 
 def add_trust_anchor(

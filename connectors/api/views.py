@@ -7,13 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 
 from accounts.permissions import IsDeviceMaker
+from audit.events import Actor
 from connectors import services
 from connectors.api.serializers import ConnectorSerializer, ResourceSerializer
 from connectors.models import Connector, Resource
 from connectors.permissions import connectors_for, visible_connector
 from core.net import client_ip
 from core.pagination import AliasPagination, NamePagination
-from devices.services.events import Actor
 
 # Changes are PATCH only: a PUT would have to restate every field.
 METHODS = ["get", "post", "patch", "delete", "head", "options"]

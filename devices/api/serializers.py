@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audit.models import Event
 from connectors.api.serializers import MAX_WINDOW_SECONDS
 from connectors.models import Connector
 from core.fields import StrictCharField, StrictModelSerializer
 from devices import services
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device
 
 
 class TagSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.response import Response
 
-from certificates import services as certificate_services
+from audit.models import Event
 from connectors.api.views import CONNECTOR_ID, METHODS, ConnectorScopedMixin
 from connectors.identity import InvalidIdentity, normalize_identity
 from core.errors import Refused
@@ -28,7 +28,7 @@ from devices.api.serializers import (
     ResetSerializer,
     WhitelistSerializer,
 )
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device, identity_names
 
 STATUS_BY_ERROR = {
     services.IdentityRejected: status.HTTP_400_BAD_REQUEST,
@@ -161,8 +161,8 @@ class DeviceViewSet(
             )
             if fields.get("certificate"):
                 try:
-                    certificate_services.pin_certificate(device, fields["certificate"])
-                except certificate_services.CertificateError as exc:
+                    services.pin_certificate(device, fields["certificate"])
+                except services.DeviceError as exc:
                     raise exceptions.ValidationError({"certificate": [str(exc)]}) from exc
         return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
 
@@ -216,7 +216,7 @@ class EventListView(ConnectorScopedMixin, generics.ListAPIView):
         if "kind" in filters:
             events = events.filter(kind=filters["kind"])
         if "identity" in filters:
-            events = events.about(connector, filters["identity"])
+            events = events.filter(identity__in=identity_names(connector, filters["identity"]))
         if "since" in filters:
             events = events.filter(created_at__gte=filters["since"])
         return events

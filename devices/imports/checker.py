@@ -7,13 +7,13 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from certificates import crypto
-from certificates.services import pinnable_certificate
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
+from core import crypto
 from devices import services, sql
 from devices.imports.reader import COLUMN_NAMES
 from devices.models import Device
+from devices.services.pinning import pinnable_certificate
 
 
 class BadRow(Exception):

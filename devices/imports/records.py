@@ -10,8 +10,9 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
-from devices.models import Event, WhitelistImport
+from devices.models import WhitelistImport
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from django.core.files import File
 from django.db.models import F
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
 from devices.imports.checker import BadRow, Row, RowChecker, whitelisted
 from devices.imports.reader import (
@@ -47,7 +48,7 @@ from devices.imports.records import (
 )
 from devices.imports.report import ERROR_REPORT_HEADER, error_report_name
 from devices.imports.writers import open_stage
-from devices.models import Device, Event, WhitelistImport
+from devices.models import Device, WhitelistImport
 
 logger = logging.getLogger(__name__)
 

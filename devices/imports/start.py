@@ -8,11 +8,12 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 
+from audit.models import Event
 from connectors.models import Connector
 from devices import services
 from devices.imports.reader import ImportTooLarge, check_head, size_of
 from devices.imports.run import run_import
-from devices.models import Event, WhitelistImport
+from devices.models import WhitelistImport
 
 
 def start_import(

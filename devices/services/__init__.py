@@ -5,6 +5,7 @@ API map those exceptions to status codes, each with one table. Callers use
 `from devices import services` and the names re-exported here.
 """
 
+from audit.events import INSERT_EVENT, Actor, event_row, record_event
 from devices.services.authentication import (
     CONNECTOR_ID,
     Caller,
@@ -29,6 +30,7 @@ from devices.services.errors import (
     AlreadyProvisioned,
     AlreadyWhitelisted,
     AuthenticationFailed,
+    CertificateNotPinnable,
     ConnectorNotFound,
     DeviceError,
     IdentityRejected,
@@ -40,7 +42,6 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
-from devices.services.events import INSERT_EVENT, Actor, event_row, record_event
 from devices.services.lifecycle import (
     delete_device,
     delete_records,
@@ -50,6 +51,7 @@ from devices.services.lifecycle import (
     reset_device,
     revoke_device,
 )
+from devices.services.pinning import pin_certificate, pinnable_certificate
 from devices.services.provisioning import activate, activate_device, check_activation_rate
 from devices.services.records import RecordConflict, TooManyPoints, record
 from devices.services.values import resource_formats
@@ -61,6 +63,9 @@ from devices.services.whitelist import (
 )
 
 __all__ = [
+    "CertificateNotPinnable",
+    "pin_certificate",
+    "pinnable_certificate",
     "Actor",
     "AlreadyProvisioned",
     "AlreadyWhitelisted",

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 
+from audit.events import record_event
+from audit.models import Event
 from connectors.identity import IdentityFormat, InvalidIdentity, normalize_identity
 from connectors.models import CONNECTOR_ID_PATTERN, Connector
 from core import generations, ratelimit
 from devices import sql
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
     hash_token,
@@ -23,7 +25,6 @@ from devices.services.errors import (
     AuthenticationFailed,
     ConnectorNotFound,
 )
-from devices.services.events import record_event
 
 CONNECTOR_ID = re.compile(CONNECTOR_ID_PATTERN)
 

@@ -66,6 +66,11 @@ def next_version() -> F:
     return F("credential_version") + 1
 
 
+def connector_deleting(sender, instance, using, **kwargs) -> None:
+    """pre_delete of a connector: nothing of its devices authenticates any more."""
+    credentials_changed("connector_deleted", instance.pk, using=using)
+
+
 def credentials_changed(
     reason: str,
     connector_id: str,

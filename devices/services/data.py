@@ -7,12 +7,13 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from audit.events import event_row
+from audit.models import Event
 from core import ratelimit
 from devices import sql
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device
 from devices.services import write_queue
 from devices.services.errors import InvalidData
-from devices.services.events import event_row
 from devices.services.values import resource_formats, split_pairs
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -48,6 +48,10 @@ class InvalidData(DeviceError):
     default_message = "invalid data"
 
 
+class CertificateNotPinnable(DeviceError):
+    default_message = "the certificate cannot be pinned to this device"
+
+
 class InvalidTransition(DeviceError):
     default_message = "the device cannot make that change from its current status"
 

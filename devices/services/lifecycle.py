@@ -6,10 +6,11 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from devices.models import Credential, DataPoint, Device, Event
+from audit.events import Actor, record_event
+from audit.models import Event
+from devices.models import Credential, DataPoint, Device
 from devices.services.credentials import credentials_changed
 from devices.services.errors import InvalidTransition
-from devices.services.events import Actor, record_event
 from devices.services.whitelist import activation_deadline
 
 

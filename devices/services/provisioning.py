@@ -8,10 +8,12 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from audit.events import event_row, record_event
+from audit.models import Event
 from connectors.models import Connector
 from core import generations, ratelimit
 from devices import signals, sql
-from devices.models import Device, Event
+from devices.models import Device
 from devices.services.authentication import CONNECTOR_ID, get_connector
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
@@ -31,7 +33,6 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
-from devices.services.events import event_row, record_event
 from devices.services.whitelist import validate_identity
 
 

@@ -29,11 +29,12 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from audit.events import event_row
+from audit.models import Event
 from core import ratelimit
 from devices import sql
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device
 from devices.services.errors import DeviceError, InvalidData
-from devices.services.events import event_row
 from devices.services.values import check_value, resource_formats
 
 TIMESTAMP = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,6})?")

@@ -5,11 +5,12 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.events import Actor, record_event
+from audit.models import Event
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
-from devices.models import Device, Event
+from devices.models import Device
 from devices.services.errors import AlreadyWhitelisted, IdentityRejected, InvalidData
-from devices.services.events import Actor, record_event
 
 
 def validate_identity(connector: Connector, raw: str) -> str:

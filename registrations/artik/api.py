@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from core import inputs
 from core.net import client_certificate, client_ip
-from devices.device_api.base import DeviceAPIView
+from device_api.base import DeviceAPIView
 from registrations import services
 from registrations.artik import errors
 

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services as device_services
-from devices.models import Event
 from registrations.models import Message, Registration
 
 

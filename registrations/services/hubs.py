@@ -19,11 +19,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import Event
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
 from core import ratelimit
 from devices import services as device_services
-from devices.models import Device, Event
+from devices.models import Device
 from registrations.models import HubMember, HubPolicy, SecureDevice, new_public_id
 from registrations.services.errors import (
     AlreadyRegistered,

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from certificates import crypto
-from core import ratelimit
+from audit.models import Event
+from core import crypto, ratelimit
 from devices import services as device_services
-from devices.models import Device, Event
+from devices.models import Device
 from devices.services.credentials import hash_token
 from registrations.models import Message, SecureDevice
 from registrations.services import hubs

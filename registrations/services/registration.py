@@ -16,12 +16,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from certificates import crypto
+from audit.models import Event
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
-from core import ratelimit
+from core import crypto, ratelimit
 from devices import services as device_services
-from devices.models import Device, Event
+from devices.models import Device
 from devices.services.credentials import credentials_changed, hash_token, next_version
 from registrations.models import Registration, SecureDevice
 from registrations.services.errors import (

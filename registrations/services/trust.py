@@ -8,13 +8,13 @@ import hmac
 
 from cryptography import x509
 
-from certificates import crypto
+from audit.models import Event
 from certificates.models import IssuedCertificate
 from certificates.services import chains_to_connector, is_generated_name
 from connectors.identity import InvalidIdentity, normalize_identity
 from connectors.models import Connector
+from core import crypto
 from devices import services as device_services
-from devices.models import Event
 from registrations.services.errors import (
     NOT_THIS_CERTIFICATES_DEVICE,
     CertificateMismatch,

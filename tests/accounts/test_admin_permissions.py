@@ -15,8 +15,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client, RequestFactory
 
 from accounts.models import ApiToken
+from audit.models import Event
 from certificates.models import IssuedCertificate
-from devices.models import DataPoint, Device, Event, IngestMark, WhitelistImport
+from devices.models import DataPoint, Device, IngestMark, WhitelistImport
 from registrations.models import (
     HubMember,
     HubPolicy,

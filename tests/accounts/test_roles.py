@@ -20,7 +20,7 @@ from accounts.models import ApiToken
 from accounts.permissions import REFUSAL, IsDeviceMaker
 from certificates import services as certificates
 from connectors.models import Connector, new_connector_id
-from devices.device_api.base import DeviceAPIView
+from device_api.base import DeviceAPIView
 from devices.models import Device, WhitelistImport
 from registrations.artik.api import ArtikView
 from tests.support.tls import make_ca
@@ -28,7 +28,7 @@ from tests.support.tls import make_ca
 pytestmark = pytest.mark.django_db
 
 CONSOLE_NAMESPACES = {"connectors", "devices", "certificates"}
-DEVICE_HOST_URLCONF = "devices.device_api.urls"
+DEVICE_HOST_URLCONF = "device_api.urls"
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 # Models whose rows a refused request must leave exactly as they were. API tokens
 # note when they were last used even when the request is then refused.

@@ -14,8 +14,8 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.test import Client, override_settings
 
+from audit.models import Event
 from core.net import PROXY_SECRET_META
-from devices.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -284,7 +284,7 @@ def test_a_flood_of_refused_sign_ins_writes_one_event_per_lock(owner, admin_clie
     assert (
         events[0].reason == f"portal sign-in locked after {LIMIT} failed attempts (/admin/login/)"
     )
-    audit = admin_client.get("/admin/devices/event/?kind=auth_failed").content.decode()
+    audit = admin_client.get("/admin/audit/event/?kind=auth_failed").content.decode()
     assert "portal sign-in locked after" in audit
 
     # Once the lock lifts, failing again locks again: a new event.

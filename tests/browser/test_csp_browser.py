@@ -142,7 +142,7 @@ def test_admin_console_pages_have_no_csp_violation(
         "/admin/connectors/connector/",
         f"/admin/connectors/connector/{connector.pk}/change/",
         "/admin/auth/user/add/",
-        "/admin/devices/event/",
+        "/admin/audit/event/",
     ]:
         watched.visit(path)
     watched.page.click("#toggle-nav-sidebar")

@@ -12,9 +12,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.management import call_command
 from django.test import Client
 
+from audit.models import Event
 from certificates import services
 from certificates.models import CertificateAuthority, IssuedCertificate, TrustAnchor
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from tests.support.clients import DeviceClient, through_proxy
 from tests.support.tls import fingerprint, make_ca, make_certificate, make_csr, pem
 

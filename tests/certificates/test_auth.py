@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
-from certificates import services
+from audit.models import Event
 from devices import services as device_services
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from tests.support.clients import DeviceClient, through_proxy
 from tests.support.tls import make_certificate, pem
 
@@ -138,7 +138,7 @@ def test_a_certificate_without_a_cn_is_refused(cert_connector):
 def test_a_pinned_certificate_is_the_only_one_that_provisions(cert_connector, whitelist):
     device = whitelist(cert_connector, "00000001")
     pinned = make_certificate("00000001")
-    services.pin_certificate(device, pinned.cert_pem)
+    device_services.pin_certificate(device, pinned.cert_pem)
     assert send(cert_connector, make_certificate("00000001").cert_pem).status_code == 401
     assert send(cert_connector, pinned.cert_pem).status_code == 204
 
@@ -153,6 +153,6 @@ def test_a_pinned_certificate_is_the_only_one_that_provisions(cert_connector, wh
 )
 def test_pinning_a_wrong_certificate_is_refused(cert_connector, whitelist, cert, says):
     device = whitelist(cert_connector, "00000001")
-    with pytest.raises(services.InvalidInput, match=says):
-        services.pin_certificate(device, cert())
+    with pytest.raises(device_services.CertificateNotPinnable, match=says):
+        device_services.pin_certificate(device, cert())
     assert not Credential.objects.exists()

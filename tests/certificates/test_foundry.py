@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from audit.models import Event
 from certificates import services
 from certificates.models import CertificateAuthority, IssuedCertificate
 from core import redis_scripts
-from devices.models import Device, Event
+from devices.models import Device
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.django_db

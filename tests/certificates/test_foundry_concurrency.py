@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from django.db import connection
 
+from audit.models import Event
 from certificates.models import CertificateAuthority, IssuedCertificate
-from devices.models import Event
 from tests.support.clients import bearer_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -7,8 +7,9 @@ from urllib.parse import quote
 import pytest
 from cryptography import x509
 
+from audit.models import Event
 from certificates import services as certificate_services
-from devices.models import Credential, DataPoint, Device, Event
+from devices.models import Credential, DataPoint, Device
 from tests.support.tls import curl, fingerprint, make_ca, make_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)

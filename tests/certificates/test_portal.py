@@ -7,9 +7,10 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
+from audit.models import Event
 from certificates import services
 from certificates.models import CertificateAuthority, IssuedCertificate, TrustAnchor
-from devices.models import Credential, Event
+from devices.models import Credential
 from tests.support.clients import DeviceClient, through_proxy
 from tests.support.tls import make_ca, make_certificate, make_csr, pem
 

@@ -12,8 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from audit.models import Event
 from connectors.models import Connector, Resource
-from devices.models import Credential, DataPoint, Device, Event
+from devices.models import Credential, DataPoint, Device
 from tests.support.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
+from audit.models import Event
 from devices import services
-from devices.models import Credential, Device, Event
+from devices.models import Credential, Device
 from tests.support.clients import DeviceClient
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

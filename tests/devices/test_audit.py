@@ -10,9 +10,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import Event
 from connectors.models import Connector
 from devices import services
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device
 from tests.support.audit import assert_deleted_by, log_of
 from tests.support.clients import bearer_client
 
@@ -145,17 +146,17 @@ def test_the_admin_lists_a_deleted_connectors_log_and_finds_it_by_id(admin_clien
     connector_id = busy.pk
     admin_client.post(f"/admin/connectors/connector/{connector_id}/delete/", {"post": "yes"})
 
-    listing = admin_client.get("/admin/devices/event/", {"connector_state": "deleted"})
+    listing = admin_client.get("/admin/audit/event/", {"connector_state": "deleted"})
     assert listing.status_code == 200
     shown = listing.context["cl"].result_list
     assert {event.connector_id for event in shown} == {connector_id}
     assert f"{connector_id} (deleted)" in listing.content.decode()
 
-    found = admin_client.get("/admin/devices/event/", {"q": connector_id})
+    found = admin_client.get("/admin/audit/event/", {"q": connector_id})
     assert len(found.context["cl"].result_list) == log_of(connector_id).count()
 
     line = log_of(connector_id).last()
-    page = admin_client.get(f"/admin/devices/event/{line.pk}/change/")
+    page = admin_client.get(f"/admin/audit/event/{line.pk}/change/")
     assert page.status_code == 200
     assert f"{connector_id} (deleted)" in page.content.decode()
 
@@ -164,24 +165,24 @@ def test_events_cannot_be_deleted_or_changed_in_the_admin(admin_client, busy):
     event = log_of(busy.pk).first()
     count = Event.objects.count()
 
-    listing = admin_client.get("/admin/devices/event/")
+    listing = admin_client.get("/admin/audit/event/")
     assert listing.status_code == 200
     assert listing.context["action_form"] is None  # no actions at all, so no "delete selected"
     response = admin_client.post(
-        "/admin/devices/event/",
+        "/admin/audit/event/",
         {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"},
     )
     assert response.status_code in (200, 302)
-    assert admin_client.get(f"/admin/devices/event/{event.pk}/delete/").status_code == 403
+    assert admin_client.get(f"/admin/audit/event/{event.pk}/delete/").status_code == 403
     assert (
-        admin_client.post(f"/admin/devices/event/{event.pk}/delete/", {"post": "yes"}).status_code
+        admin_client.post(f"/admin/audit/event/{event.pk}/delete/", {"post": "yes"}).status_code
         == 403
     )
-    page = admin_client.get(f"/admin/devices/event/{event.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/audit/event/{event.pk}/change/").content.decode()
     assert 'name="reason"' not in page
     assert (
         admin_client.post(
-            f"/admin/devices/event/{event.pk}/change/", {"reason": "edited"}
+            f"/admin/audit/event/{event.pk}/change/", {"reason": "edited"}
         ).status_code
         == 403
     )
@@ -217,7 +218,7 @@ def test_a_user_who_only_reads_sees_no_audit_view(busy):
     reader = get_user_model().objects.create_user("reader", password="reader-pass-123")
     client = Client()
     client.force_login(reader)
-    response = client.get("/admin/devices/event/")
+    response = client.get("/admin/audit/event/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
     # Not a device maker: no management API either.

@@ -10,9 +10,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from accounts.models import ApiToken
+from audit.models import Event
 from certificates.models import IssuedCertificate, RevokedCertificate, TrustAnchor
 from connectors.models import Connector, Resource
-from devices.models import Device, Event
+from devices.models import Device
 from tests.support.audit import log_of
 from tests.support.tls import make_ca, make_certificate
 

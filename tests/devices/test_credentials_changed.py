@@ -176,7 +176,7 @@ def test_binding_an_issued_certificate_is_heard_for_a_provisioned_device_too(cer
 def test_pinning_a_certificate_is_heard(cert_connector, heard):
     device = services.whitelist_device(cert_connector, "00000001")
     stamp = device_stamp(device.pk)
-    certificate_services.pin_certificate(device, make_certificate("00000001").cert_pem)
+    services.pin_certificate(device, make_certificate("00000001").cert_pem)
     assert heard == [
         CredentialChange("certificate_pinned", cert_connector.pk, device.pk, "00000001")
     ]

@@ -3,7 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Credential, DataPoint, Device, Event
+from audit.models import Event
+from devices.models import Credential, DataPoint, Device
 from tests.support.clients import DeviceClient, basic, through_proxy
 
 pytestmark = pytest.mark.django_db

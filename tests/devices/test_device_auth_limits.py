@@ -12,8 +12,9 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from audit.models import Event
 from core import redis_scripts
-from devices.models import DataPoint, Event
+from devices.models import DataPoint
 from devices.services import authentication, write_queue
 from tests.support.clients import DeviceClient, basic
 

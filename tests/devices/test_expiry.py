@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
-from devices.models import Device, Event
+from devices.models import Device
 
 
 def whitelist_past_window(connector, identities, seconds_ago=5):

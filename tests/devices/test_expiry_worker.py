@@ -12,8 +12,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
-from devices.models import Device, Event
+from devices.models import Device
 from tests.support.processes import Processes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from audit.models import Event
 from devices import tasks
-from devices.models import Device, Event, WhitelistImport
+from devices.models import Device, WhitelistImport
 from tests.support.processes import CeleryWorker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -20,10 +20,11 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import Event
 from devices import imports, tasks
 from devices.imports.records import GivenUp, record_progress
 from devices.imports.run import ImportRun
-from devices.models import Credential, Device, Event, WhitelistImport
+from devices.models import Credential, Device, WhitelistImport
 from portal.celery import app as celery_app
 from tests.support.clients import bearer_client
 

@@ -5,7 +5,8 @@ from urllib.parse import quote
 
 import pytest
 
-from devices.models import DataPoint, Event
+from audit.models import Event
+from devices.models import DataPoint
 from tests.support.clients import DeviceClient, through_proxy
 from tests.support.tls import make_certificate
 

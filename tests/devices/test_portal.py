@@ -7,8 +7,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
-from devices.models import Credential, DataPoint, Device, Event
+from devices.models import Credential, DataPoint, Device
 from tests.support.clients import DeviceClient
 from tests.support.tls import fingerprint, make_certificate
 

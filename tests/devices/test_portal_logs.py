@@ -3,8 +3,8 @@
 import pytest
 from django.test import Client
 
+from audit.models import Event
 from devices import services
-from devices.models import Event
 from tests.support.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import Event
 from devices import counting, overview, ticks
-from devices.models import Device, Event
+from devices.models import Device
 from devices.templatetags.console import ago
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from devices.models import DataPoint, Event
+from audit.models import Event
+from devices.models import DataPoint
 from tests.support.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db

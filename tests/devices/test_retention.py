@@ -3,8 +3,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.models import Event
 from devices import services
-from devices.models import DataPoint, Event
+from devices.models import DataPoint
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from audit.models import Event
 from connectors.models import Connector
 from devices import services, sql
-from devices.models import Credential, DataPoint, Device, Event
+from devices.models import Credential, DataPoint, Device
 
 pytestmark = pytest.mark.django_db
 

@@ -11,11 +11,12 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from audit.models import Event
 from connectors.models import Connector, Resource
 from core import redis_scripts
 from devices import services
 from devices.ingest import Ingest
-from devices.models import DataPoint, Device, Event, IngestMark
+from devices.models import DataPoint, Device, IngestMark
 from devices.services import write_queue
 from tests.support.clients import DeviceClient, basic
 

@@ -189,7 +189,7 @@ def test_two_certificates_with_one_cn_are_not_both_admitted(
     issue(other, "same-cn", tmp_path / "other", [])
     with sync.connect() as client:
         sync.flush(client)
-    from devices.models import Event
+    from audit.models import Event
 
     refusal = Event.objects.get(connector=other, identity="same-cn", kind=Event.AUTH_FAILED)
     assert "already used on the broker" in refusal.reason

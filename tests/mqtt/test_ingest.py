@@ -2,7 +2,7 @@
 
 import pytest
 
-from devices.models import Event
+from audit.models import Event
 from mqtt import sync, topics
 from tests.mqtt.conftest import eventually
 

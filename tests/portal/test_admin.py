@@ -2,8 +2,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import ApiToken
+from audit.models import Event
 from connectors.models import Connector
-from devices.models import Credential, DataPoint, Device, Event, WhitelistImport
+from devices.models import Credential, DataPoint, Device, WhitelistImport
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def records(connector, device_client, whitelist, owner):
         "connectors/resource": connector.resources.get().pk,
         "devices/device": Device.objects.get().pk,
         "devices/credential": Credential.objects.get().pk,
-        "devices/event": Event.objects.first().pk,
+        "audit/event": Event.objects.first().pk,
         "devices/datapoint": DataPoint.objects.get().pk,
         "devices/whitelistimport": WhitelistImport.objects.get().pk,
         "accounts/apitoken": ApiToken.objects.get().pk,
@@ -40,7 +41,7 @@ def test_system_written_rows_cannot_be_added_in_the_admin(admin_client, records)
     for model in (
         "devices/device",
         "devices/credential",
-        "devices/event",
+        "audit/event",
         "devices/datapoint",
         "devices/whitelistimport",
         "accounts/apitoken",
@@ -50,9 +51,9 @@ def test_system_written_rows_cannot_be_added_in_the_admin(admin_client, records)
 
 
 def test_events_are_read_only_in_the_admin(admin_client, records):
-    event = Event.objects.get(pk=records["devices/event"])
+    event = Event.objects.get(pk=records["audit/event"])
     response = admin_client.post(
-        f"/admin/devices/event/{event.pk}/change/", {"kind": "revoke", "reason": "edited"}
+        f"/admin/audit/event/{event.pk}/change/", {"kind": "revoke", "reason": "edited"}
     )
     assert response.status_code == 403
     event.refresh_from_db()

@@ -77,7 +77,8 @@ def test_django_statements_are_not_prepared(connector):
 
 @pytest.mark.parametrize("address", ["192.0.2.7", "2001:db8::5"])
 def test_token_activation_records_the_source_address(connector, whitelist, address):
-    from devices.models import Device, Event
+    from audit.models import Event
+    from devices.models import Device
 
     whitelist(connector, "00000001")
     response = DeviceClient(connector).activate("00000001", REMOTE_ADDR=address)

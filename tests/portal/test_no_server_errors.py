@@ -10,9 +10,10 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from audit.models import Event
 from connectors.models import Resource
 from core.errors import Refusal, status_for
-from devices.models import DataPoint, Device, Event
+from devices.models import DataPoint, Device
 from registrations.models import Message
 from tests.support.clients import DeviceClient, basic
 from tests.support.secure_devices import REGISTRATIONS, pair, serial_suffix_of
@@ -105,7 +106,7 @@ def test_pki_files_of_a_malformed_connector_id_are_404_behind_the_url_guard_too(
 )
 def test_a_nul_in_an_admin_list_filter_or_search_is_400(admin_client, query):
     admin_client.raise_request_exception = False
-    for model in ("devices/device", "devices/event", "connectors/connector"):
+    for model in ("devices/device", "audit/event", "connectors/connector"):
         response = admin_client.get(f"/admin/{model}/?{query}")
         assert response.status_code == 400, (model, query)
 

@@ -15,7 +15,8 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from devices.models import Credential, DataPoint, Device, Event
+from audit.models import Event
+from devices.models import Credential, DataPoint, Device
 from tests.support.clients import DeviceClient, through_proxy
 from tests.support.processes import Processes, free_port
 from tests.support.production import PORTAL_NAME, ProductionNginx, readme_command

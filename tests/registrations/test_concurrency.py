@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from devices.models import Event
+from audit.models import Event
 from registrations.models import PairingGuess, Registration
 from tests.support.secure_devices import pair, registration, serial_suffix_of
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Device, Event
+from audit.models import Event
+from devices.models import Device
 from registrations import services
 from registrations.models import Registration, SecureDevice
 from registrations.tasks import expire_registrations, purge_old_records

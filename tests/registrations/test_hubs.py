@@ -4,7 +4,8 @@ POST /v1.1/messages with sdid = the end node)."""
 
 import pytest
 
-from devices.models import Device, Event
+from audit.models import Event
+from devices.models import Device
 from registrations import services
 from registrations.models import HubPolicy, Message, SecureDevice
 from tests.support.secure_devices import SecureDeviceClient

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from audit.models import Event
 from certificates import services as certificate_services
 from certificates.models import IssuedCertificate
 from devices import services as device_services
-from devices.models import Device, Event
+from devices.models import Device
 from registrations.models import Registration
 from tests.support.secure_devices import (
     SecureDeviceClient,

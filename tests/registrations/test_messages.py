@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from devices.models import Event
+from audit.models import Event
 from registrations.models import Message
 from registrations.tasks import purge_old_records
 from tests.support.clients import bearer_client

@@ -3,7 +3,8 @@
 import pytest
 from django.test import Client
 
-from devices.models import Device, Event
+from audit.models import Event
+from devices.models import Device
 from registrations.models import Message
 from tests.support.secure_devices import register
 

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import Event
 from connectors.models import Connector
-from devices.models import Event
 from registrations import services
 from registrations.models import PairingGuess, Registration
 from tests.support.secure_devices import (

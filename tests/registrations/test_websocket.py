@@ -14,7 +14,8 @@ from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from devices.models import Device, Event
+from audit.models import Event
+from devices.models import Device
 from portal.asgi import application
 from registrations import services
 from registrations.consumers import POLICY_VIOLATION

@@ -5,8 +5,8 @@ look like."""
 import pytest
 from django.test import Client
 
+from audit.models import Event
 from connectors.models import Connector
-from devices.models import Event
 from tests.support.tls import make_ca, make_certificate
 
 

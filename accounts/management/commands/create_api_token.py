@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts import tokens
 from accounts.models import ApiToken
 from accounts.services import is_device_maker
-from devices.services.events import Actor
+from audit.events import Actor
 
 
 class Command(BaseCommand):

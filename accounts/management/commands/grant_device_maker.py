@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import audit, services
-from devices.services.events import Actor
+from audit.events import Actor
 
 
 class Command(BaseCommand):

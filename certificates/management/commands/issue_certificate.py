@@ -4,10 +4,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.events import Actor
 from certificates import services
 from certificates.models import EC_P256, RSA_2048
 from connectors.models import Connector
-from devices.services.events import Actor
 
 
 class Command(BaseCommand):

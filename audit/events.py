@@ -1,4 +1,4 @@
-"""The append-only event log, and who is behind the lines people cause."""
+"""Writing the log, and who is behind the lines people cause."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -6,9 +6,22 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
+from audit.models import Event
 from core import inputs
-from devices import sql
-from devices.models import Event
+from core.sql import columns, insert
+
+EVENT_FIELDS = (
+    "connector",
+    "identity",
+    "kind",
+    "reason",
+    "source_ip",
+    "created_at",
+    "actor",
+    "actor_name",
+)
+EVENT_COLUMNS = tuple(columns(Event, *EVENT_FIELDS))
+INSERT_EVENT = insert(Event, EVENT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,3 @@ def _storable(text: str) -> str:
     if inputs.text_problem(text) is None:
         return text
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# The statement lives with the app's others; imported here for its callers.
-EVENT_COLUMNS, INSERT_EVENT = sql.EVENT_COLUMNS, sql.INSERT_EVENT

@@ -12,11 +12,11 @@ from django.conf import settings
 from rest_framework.response import Response
 
 from core.net import client_ip
+from device_api import exceptions, schema
+from device_api.authentication import DEVICE_AUTHENTICATION, connector_id_of
+from device_api.base import DeviceAPIView, FormRenderer, PlainTextRenderer
+from device_api.parsers import FORM_PARSER, BadBody, DeviceFormParser, small_number
 from devices import services
-from devices.device_api import exceptions, schema
-from devices.device_api.authentication import DEVICE_AUTHENTICATION, connector_id_of
-from devices.device_api.base import DeviceAPIView, FormRenderer, PlainTextRenderer
-from devices.device_api.parsers import FORM_PARSER, BadBody, DeviceFormParser, small_number
 
 NO_CONTENT = 204
 

@@ -2,10 +2,10 @@
 
 from urllib.parse import urlencode
 
+from device_api.authentication import CHALLENGE
+from device_api.base import exception_handler_for
+from device_api.parsers import FORM_TYPE
 from devices import services
-from devices.device_api.authentication import CHALLENGE
-from devices.device_api.base import exception_handler_for
-from devices.device_api.parsers import FORM_TYPE
 
 STATUS_BY_ERROR = {
     services.ConnectorNotFound: 404,

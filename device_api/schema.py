@@ -94,7 +94,7 @@ def _security(name: str, description: str):
 
 
 class _Token(OpenApiAuthenticationExtension):
-    target_class = "devices.device_api.authentication.TokenAuthentication"
+    target_class = "device_api.authentication.TokenAuthentication"
     name = "deviceToken"
 
     def get_security_definition(self, auto_schema):
@@ -102,7 +102,7 @@ class _Token(OpenApiAuthenticationExtension):
 
 
 class _Cik(_Token):
-    target_class = "devices.device_api.authentication.CikAuthentication"
+    target_class = "device_api.authentication.CikAuthentication"
     name = "deviceCik"
 
     def get_security_definition(self, auto_schema):
@@ -115,7 +115,7 @@ class _Cik(_Token):
 
 
 class _BasicToken(_Token):
-    target_class = "devices.device_api.authentication.BasicTokenAuthentication"
+    target_class = "device_api.authentication.BasicTokenAuthentication"
     name = "deviceBasicToken"
 
     def get_security_definition(self, auto_schema):
@@ -123,7 +123,7 @@ class _BasicToken(_Token):
 
 
 class _Password(_Token):
-    target_class = "devices.device_api.authentication.BasicPasswordAuthentication"
+    target_class = "device_api.authentication.BasicPasswordAuthentication"
     name = "devicePassword"
 
     def get_security_definition(self, auto_schema):
@@ -135,7 +135,7 @@ class _Password(_Token):
 
 
 class _Certificate(_Token):
-    target_class = "devices.device_api.authentication.CertificateAuthentication"
+    target_class = "device_api.authentication.CertificateAuthentication"
     name = "deviceCertificate"
 
     def get_security_definition(self, auto_schema):
@@ -148,7 +148,7 @@ class _Certificate(_Token):
 
 
 class _NoCredentials(_Token):
-    target_class = "devices.device_api.authentication.NoCredentials"
+    target_class = "device_api.authentication.NoCredentials"
     name = "none"
 
     def get_security_requirement(self, auto_schema):
@@ -160,7 +160,7 @@ class _NoCredentials(_Token):
 
 def without_device_api(endpoints):
     """Preprocessing hook of the management API's document: the device API has its own."""
-    from devices.device_api.base import DeviceAPIView
+    from device_api.base import DeviceAPIView
 
     return [
         endpoint

@@ -9,7 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core import csp
-from devices.device_api import views
+from device_api import views
 
 
 def _device_patterns():

@@ -1,4 +1,4 @@
-"""The cryptography underneath the certificate services, with no database in sight.
+"""The cryptography underneath certificates, pinning and TLS, with no database in sight.
 
 Keys, names, certificate and CRL building, CSR and PEM parsing, and the sealing
 of CA private keys under CA_KEY_ENCRYPTION_KEY (AES-256-GCM with a key derived
@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certificates.models import EC_P256, RSA_2048
+# The key types a CA or an issued certificate may have (certificates.models stores them).
+EC_P256 = "ec-p256"
+RSA_2048 = "rsa-2048"
 
 SEALED_FORMAT = b"\x01"
 # A certificate made a little in the past still works on a device whose clock

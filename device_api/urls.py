@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from devices.device_api import views
+from device_api import views
 
 # Devices get a 503 text during an outage that a middleware met (core.outage).
 handler500 = "core.outage.server_error"
