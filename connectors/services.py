@@ -3,7 +3,7 @@
 The portal, the management API and the Django admin save connectors and
 resources through their own forms and serializers, then call one of these; so
 every door leaves the same line in the connector's log. A connector's log
-outlives the connector (devices.models.Event), so its `delete` line says what
+outlives the connector (audit.models.Event), so its `delete` line says what
 it was called and what went with it.
 """
 

@@ -95,7 +95,8 @@ def make_connector(owner):
 
 @pytest.fixture
 def connector(make_connector):
-    """Seed 002's connector: base10 identities of length 8, token auth, `myalias` defined."""
+    """The connector of docs/device-api.md's walkthrough: base10 identities of length 8,
+    token auth, `myalias` defined."""
     connector = make_connector(identity_type="base10", identity_length=8)
     Resource.objects.create(connector=connector, alias="myalias", format="number")
     return connector

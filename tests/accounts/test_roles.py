@@ -1,4 +1,4 @@
-"""Roles (§1): device makers get the console and the management API; plain users pair
+"""Roles: device makers get the console and the management API; plain users pair
 devices and see their own, nothing else.
 
 The walks enumerate routes from the URL configuration itself, so a route added later

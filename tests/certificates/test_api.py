@@ -329,7 +329,7 @@ def test_chains_to_connector_refuses_expired_revoked_and_foreign_certificates(
     assert not services.chains_to_connector(cert_connector, cert)
 
 
-# --- self-provisioning (§3.4) --------------------------------------------------------------
+# --- self-provisioning --------------------------------------------------------------
 
 
 def test_generate_returns_an_inactive_certificate_and_key_in_base64(

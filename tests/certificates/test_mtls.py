@@ -1,4 +1,4 @@
-"""Certificate-mode devices end to end: real TLS handshakes through nginx (§3.1, §3.2)."""
+"""Certificate-mode devices end to end: real TLS handshakes through nginx."""
 
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,7 @@ from tests.support.tls import curl, fingerprint, make_ca, make_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Seed 002's command, verbatim.
+# The certificate walkthrough's command (docs/certificates.md), verbatim.
 SEED_OPENSSL = (
     "openssl req -x509 -nodes -days 365 -sha256 -subj /C=US/ST=MN/L=Mpls/O=West/CN=00000002 "
     "-newkey rsa:2048 -keyout device-key.pem -out device-cert.pem"
@@ -23,7 +23,7 @@ SEED_OPENSSL = (
 
 @pytest.fixture
 def cert_connector(make_connector):
-    """Seed 002's connector switched to TLS client certificates."""
+    """The walkthrough's connector (docs/device-api.md) switched to TLS client certificates."""
     return make_connector(
         auth_mode="certificate",
         identity_type="base10",

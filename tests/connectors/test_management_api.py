@@ -43,7 +43,7 @@ def devices_url(connector, identity=None, action=""):
 
 def new_connector(client, **fields):
     body = {
-        "name": "Seed 002",
+        "name": "Walkthrough",
         "identity_format": {"type": "base10", "length": 8},
         **fields,
     }
@@ -58,7 +58,7 @@ def kinds(client, connector, **params):
     return [event["kind"] for event in response.json()["results"]]
 
 
-# --- the seed 002 flow, through the API ------------------------------------------
+# --- the docs/device-api.md walkthrough, through the API ------------------------------------------
 
 
 def test_seed_002_whitelist_by_api_then_activate_shows_whitelist_and_provision_events(
@@ -67,7 +67,7 @@ def test_seed_002_whitelist_by_api_then_activate_shows_whitelist_and_provision_e
     created = api_client.post(
         f"{API}/connectors/",
         {
-            "name": "Seed 002",
+            "name": "Walkthrough",
             "identity_format": {"prefix": "", "type": "base10", "length": 8},
             "auth_mode": "token",
             "self_registration": False,

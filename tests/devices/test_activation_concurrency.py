@@ -1,4 +1,4 @@
-"""Simultaneous activations of one identity (§3.1 "never a second credential") on PostgreSQL."""
+"""Simultaneous activations of one identity ("never a second credential") on PostgreSQL."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor

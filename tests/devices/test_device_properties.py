@@ -1,4 +1,4 @@
-"""Property-based tests of the device-facing routes (§3, §8): whatever a device
+"""Property-based tests of the device-facing routes: whatever a device
 sends, the answer is never a 5xx, and a refusal (4xx) changes nothing.
 
 Hypothesis builds requests from well-formed pieces (real connector ids, tokens,

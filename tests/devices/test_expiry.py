@@ -1,4 +1,4 @@
-"""The whitelist expiry sweep (§6): batches, idempotency, and no double handling."""
+"""The whitelist expiry sweep: batches, idempotency, and no double handling."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor

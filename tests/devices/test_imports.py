@@ -1,4 +1,4 @@
-"""CSV bulk whitelisting (§4, seed 002): the import engine, its API and the export."""
+"""CSV bulk whitelisting: the import engine, its API and the export."""
 
 import csv
 import hashlib
@@ -30,7 +30,7 @@ from tests.support.clients import bearer_client
 
 pytestmark = pytest.mark.django_db
 
-# Seed 002's identities.csv, verbatim.
+# The identities.csv of docs/device-api.md's walkthrough, verbatim.
 SEED_CSV = """ID,TLS Client Certificate,Tags
 00000001,,"[{""name"": ""group"", ""value"": ""g1""},{""name"": ""claim_code"", ""value"": ""abc""}]"
 00000002,,"[{""name"": ""group"", ""value"": ""g1""},{""name"": ""claim_code"", ""value"": ""abc""}]"
@@ -54,7 +54,7 @@ def owner_client(owner):
 
 
 def certificate_pem(common_name: str, *, days: int = 365) -> str:
-    """A self-signed device certificate, as `openssl req -x509` makes in seed 002."""
+    """A self-signed device certificate, as `openssl req -x509` makes in the walkthrough."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [

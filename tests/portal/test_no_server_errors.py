@@ -1,4 +1,4 @@
-"""Inputs once seen to answer 500 get a clear 4xx and change nothing (§8).
+"""Inputs once seen to answer 500 get a clear 4xx and change nothing.
 
 PostgreSQL refuses NUL characters in text, so most of these failed there only;
 they run on both databases.

@@ -1,4 +1,4 @@
-"""Pairing guesses in concurrent bursts (§3.3): every limit is spent before the guess is
+"""Pairing guesses in concurrent bursts: every limit is spent before the guess is
 judged, so a burst never gets more guesses than the limit, however many arrive at once.
 
 Threads post to the real /pair/ URL, each with its own clients and database connection,

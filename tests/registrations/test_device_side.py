@@ -1,4 +1,5 @@
-"""Secure registration, the device's side (§3.3, seed 000): every status and error code."""
+"""Secure registration, the device's side (docs/secure-registration.md): every status and
+error code."""
 
 import re
 import time

@@ -1,5 +1,6 @@
-"""Seed 000 end to end: a device with a real client certificate over real TLS through
-nginx, a user pairing it in a real browser, messages over HTTPS and the WebSocket.
+"""Secure registration end to end (docs/secure-registration.md): a device with a real
+client certificate over real TLS through nginx, a user pairing it in a real browser,
+messages over HTTPS and the WebSocket.
 
 The device is examples/device_simulator.py (standard library + ssl), the browser is
 Debian's Chromium driven by Playwright, the server is portal.asgi under uvicorn.
@@ -18,7 +19,8 @@ from tests.support.secure_devices import in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-# Seed 001: the vendor's root CA issues device certificates by serial number and name.
+# The vendor's root CA (docs/secure-registration.md) issues device certificates by serial
+# number and name.
 SERIAL = "0x5ec00000c0ffee"
 STEPS = {"stepCount": 100, "timeInBed": 200, "asleepTime": 10, "calories": 150}
 

@@ -1,4 +1,4 @@
-"""A certificate registers only the device it speaks for (§3.3, seed 000: "403: Client
+"""A certificate registers only the device it speaks for (docs/secure-registration.md: "403: Client
 certificates do not match the info in the request"), so a device with a trusted
 certificate cannot squat another device's registration, revoke it or own its identity."""
 

@@ -1,4 +1,4 @@
-"""Secure messages (§3.3, seed 000): POST /v1.1/message with token and certificate,
+"""Secure messages (docs/secure-registration.md): POST /v1.1/message with token and certificate,
 rate-limit headers, and where messages can be read afterwards."""
 
 import time

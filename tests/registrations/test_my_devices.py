@@ -1,4 +1,4 @@
-"""My devices (§5): a user's own devices, renaming and releasing them."""
+"""My devices: a user's own devices, renaming and releasing them."""
 
 import pytest
 from django.test import Client

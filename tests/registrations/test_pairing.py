@@ -1,4 +1,5 @@
-"""Pairing by PIN in the browser (§3.3, seed 001): the user's side of secure registration."""
+"""Pairing by PIN in the browser (docs/secure-registration.md): the user's side of secure
+registration."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""The secure device channel, WebSocket /v1.1/websocket (§3.3, seed 000), through the
+"""The secure device channel, WebSocket /v1.1/websocket (docs/secure-registration.md), through the
 real ASGI application (portal.asgi) and the real database.
 
 Transactional: the consumer's database calls close and reopen connections, which a

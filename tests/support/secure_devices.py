@@ -132,7 +132,8 @@ def serial_suffix_of(issued) -> str:
 
 
 def register(client, browser, connector, vendor_device_id: str = "a1b2c3d4") -> dict:
-    """The whole flow of seed 000; returns the device's rid, accessToken, uid and did."""
+    """The whole secure-registration flow (docs/secure-registration.md); returns the
+    device's rid, accessToken, uid and did."""
     started = client.initiate(connector, vendor_device_id).json()["data"]
     paired = pair(browser, connector, started["pin"], serial_suffix_of(client.issued))
     assert paired.status_code == 302, paired.content.decode()
