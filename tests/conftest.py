@@ -103,6 +103,17 @@ def connector(make_connector):
 
 
 @pytest.fixture
+def cert_connector(make_connector):
+    """The walkthrough's connector switched to TLS client certificates (no CA yet)."""
+    return make_connector(
+        auth_mode="certificate",
+        identity_type="base10",
+        identity_length=8,
+        _resources={"myalias": "number"},
+    )
+
+
+@pytest.fixture
 def device_client(connector):
     return DeviceClient(connector)
 
@@ -122,9 +133,25 @@ def api_client(owner):
 
 
 @pytest.fixture
-def other_client(other_user):
+def other_api_client(other_user):
     """The management API as a user who owns and manages nothing here."""
     return bearer_client(other_user)
+
+
+@pytest.fixture
+def owner_client(owner):
+    """The portal in a browser signed in as the connector owner."""
+    client = Client()
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def other_browser(other_user):
+    """The portal in a browser signed in as a maker who owns and manages nothing here."""
+    client = Client()
+    client.force_login(other_user)
+    return client
 
 
 @pytest.fixture

@@ -247,13 +247,13 @@ def test_makers_pass_the_role_check_on_every_management_api_route(estate, api_cl
                 assert response.status_code in (201, 400, 404), (method, path, response.status_code)
 
 
-def test_makers_still_see_only_connectors_they_own_or_manage(estate, other_client):
+def test_makers_still_see_only_connectors_they_own_or_manage(estate, other_api_client):
     connector = estate["connector"]
-    listing = other_client.get("/api/v1/connectors/")
+    listing = other_api_client.get("/api/v1/connectors/")
     assert listing.status_code == 200
     assert listing.json()["results"] == []
-    assert other_client.get(f"/api/v1/connectors/{connector.pk}/").status_code == 404
-    response = other_client.patch(f"/api/v1/connectors/{connector.pk}/", {"name": "taken"})
+    assert other_api_client.get(f"/api/v1/connectors/{connector.pk}/").status_code == 404
+    response = other_api_client.patch(f"/api/v1/connectors/{connector.pk}/", {"name": "taken"})
     assert response.status_code == 404
     connector.refresh_from_db()
     assert connector.name != "taken"

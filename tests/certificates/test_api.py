@@ -31,16 +31,6 @@ def ca_url(connector, rest=""):
 
 
 @pytest.fixture
-def cert_connector(make_connector):
-    return make_connector(
-        auth_mode="certificate",
-        identity_type="base10",
-        identity_length=8,
-        _resources={"myalias": "number"},
-    )
-
-
-@pytest.fixture
 def authority(api_client, cert_connector):
     response = api_client.post(ca_url(cert_connector, "ca/"), {})
     assert response.status_code == 201, response.content
@@ -93,9 +83,11 @@ def test_a_second_ca_and_a_bad_subject_are_refused(api_client, cert_connector, a
     assert other.status_code == 400
 
 
-def test_someone_elses_connector_ca_is_invisible(other_client, cert_connector, authority):
-    assert other_client.get(ca_url(cert_connector, "ca/")).status_code == 404
-    assert other_client.post(ca_url(cert_connector, "ca/issue"), {"name": "1"}).status_code == 404
+def test_someone_elses_connector_ca_is_invisible(other_api_client, cert_connector, authority):
+    assert other_api_client.get(ca_url(cert_connector, "ca/")).status_code == 404
+    assert (
+        other_api_client.post(ca_url(cert_connector, "ca/issue"), {"name": "1"}).status_code == 404
+    )
 
 
 def test_issuing_with_a_generated_key_returns_the_key_once(api_client, cert_connector, authority):

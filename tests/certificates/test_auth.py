@@ -18,16 +18,6 @@ from tests.support.tls import make_certificate, pem
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def cert_connector(make_connector):
-    return make_connector(
-        auth_mode="certificate",
-        identity_type="base10",
-        identity_length=8,
-        _resources={"myalias": "number"},
-    )
-
-
 def send(connector, cert_pem, body="myalias=1", **extra):
     return DeviceClient(connector).post(
         "/api:v1/stack/alias",

@@ -26,7 +26,7 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @pytest.fixture
-def cert_connector(make_connector):
+def connector_without_ca(make_connector):
     """A certificate-mode connector with no CA yet: Foundry needs no setup step."""
     return make_connector(auth_mode="certificate", identity_type="base10", identity_length=8)
 
@@ -54,31 +54,31 @@ def common_name(cert: x509.Certificate) -> str:
 
 
 def test_the_arn_has_foundrys_six_fields_with_the_configured_region_and_account(
-    api_client, cert_connector, settings
+    api_client, connector_without_ca, settings
 ):
     settings.FOUNDRY_REGION, settings.FOUNDRY_ACCOUNT = "us-west-2", "441898714953"
 
-    body = generate(api_client, cert_connector)
+    body = generate(api_client, connector_without_ca)
 
     assert body["arn"] == f"arn:aws:iot:us-west-2:441898714953:cert/{body['id']}"
     assert len(body["arn"].split(":")) == 6
     assert HEX64.fullmatch(body["id"])
 
 
-def test_the_default_arn_names_a_placeholder_region_and_account(api_client, cert_connector):
-    body = generate(api_client, cert_connector)
+def test_the_default_arn_names_a_placeholder_region_and_account(api_client, connector_without_ca):
+    body = generate(api_client, connector_without_ca)
     assert body["arn"] == f"arn:aws:iot:us-east-1:000000000000:cert/{body['id']}"
 
 
 def test_provision_refuses_an_arn_of_another_region_and_names_the_right_one(
-    api_client, cert_connector, whitelist
+    api_client, connector_without_ca, whitelist
 ):
-    whitelist(cert_connector, "00000001")
-    body = generate(api_client, cert_connector)
+    whitelist(connector_without_ca, "00000001")
+    body = generate(api_client, connector_without_ca)
     wrong = body["arn"].replace("us-east-1", "eu-west-1")
 
     response = api_client.post(
-        f"/c/{cert_connector.pk}/foundry/certificates/provision",
+        f"/c/{connector_without_ca.pk}/foundry/certificates/provision",
         {"arn": wrong, "certId": body["id"], "deviceId": "00000001"},
     )
 
@@ -90,8 +90,8 @@ def test_provision_refuses_an_arn_of_another_region_and_names_the_right_one(
 # --- private keys ----------------------------------------------------------------------------
 
 
-def test_the_private_key_is_rsa_2048_in_pkcs1_as_foundry_sends_it(api_client, cert_connector):
-    body = generate(api_client, cert_connector)
+def test_the_private_key_is_rsa_2048_in_pkcs1_as_foundry_sends_it(api_client, connector_without_ca):
+    body = generate(api_client, connector_without_ca)
 
     pem = base64.b64decode(body["private"])
     assert pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
@@ -101,8 +101,8 @@ def test_the_private_key_is_rsa_2048_in_pkcs1_as_foundry_sends_it(api_client, ce
     assert key.public_key() == certificate_of(body).public_key()
 
 
-def test_an_ec_key_asked_for_comes_in_sec1(api_client, cert_connector):
-    body = generate(api_client, cert_connector, key_type="ec-p256")
+def test_an_ec_key_asked_for_comes_in_sec1(api_client, connector_without_ca):
+    body = generate(api_client, connector_without_ca, key_type="ec-p256")
 
     pem = base64.b64decode(body["private"])
     assert pem.startswith(b"-----BEGIN EC PRIVATE KEY-----\n")
@@ -111,10 +111,10 @@ def test_an_ec_key_asked_for_comes_in_sec1(api_client, cert_connector):
     assert key.public_key() == certificate_of(body).public_key()
 
 
-def test_the_management_api_still_hands_out_pkcs8(api_client, cert_connector):
-    services.create_authority(cert_connector)
+def test_the_management_api_still_hands_out_pkcs8(api_client, connector_without_ca):
+    services.create_authority(connector_without_ca)
     response = api_client.post(
-        f"/api/v1/connectors/{cert_connector.pk}/ca/issue", {"name": "00000001"}
+        f"/api/v1/connectors/{connector_without_ca.pk}/ca/issue", {"name": "00000001"}
     )
     assert response.status_code == 201
     assert response.json()["private_key_pem"].startswith("-----BEGIN PRIVATE KEY-----\n")
@@ -124,9 +124,11 @@ def test_the_management_api_still_hands_out_pkcs8(api_client, cert_connector):
 
 
 def test_every_generated_certificate_has_its_own_name_that_names_no_device(
-    api_client, cert_connector
+    api_client, connector_without_ca
 ):
-    names = {common_name(certificate_of(generate(api_client, cert_connector))) for _ in range(3)}
+    names = {
+        common_name(certificate_of(generate(api_client, connector_without_ca))) for _ in range(3)
+    }
 
     assert len(names) == 3
     for name in names:
@@ -137,14 +139,17 @@ def test_every_generated_certificate_has_its_own_name_that_names_no_device(
 
 
 def test_provision_binds_the_certificate_to_the_device_a_broker_can_look_up(
-    api_client, cert_connector, whitelist
+    api_client, connector_without_ca, whitelist
 ):
-    whitelist(cert_connector, "00000001")
-    whitelist(cert_connector, "00000002")
-    first, second = generate(api_client, cert_connector), generate(api_client, cert_connector)
+    whitelist(connector_without_ca, "00000001")
+    whitelist(connector_without_ca, "00000002")
+    first, second = (
+        generate(api_client, connector_without_ca),
+        generate(api_client, connector_without_ca),
+    )
     for body, device_id in ((first, "00000001"), (second, "00000002")):
         response = api_client.post(
-            f"/c/{cert_connector.pk}/foundry/certificates/provision",
+            f"/c/{connector_without_ca.pk}/foundry/certificates/provision",
             {"arn": body["arn"], "certId": body["id"], "deviceId": device_id},
             format="json",
         )
@@ -163,12 +168,12 @@ def test_provision_binds_the_certificate_to_the_device_a_broker_can_look_up(
 
 
 def test_a_certificate_bound_to_one_device_is_not_bound_to_another(
-    api_client, cert_connector, whitelist
+    api_client, connector_without_ca, whitelist
 ):
-    whitelist(cert_connector, "00000001")
-    whitelist(cert_connector, "00000002")
-    body = generate(api_client, cert_connector)
-    url = f"/c/{cert_connector.pk}/foundry/certificates/provision"
+    whitelist(connector_without_ca, "00000001")
+    whitelist(connector_without_ca, "00000002")
+    body = generate(api_client, connector_without_ca)
+    url = f"/c/{connector_without_ca.pk}/foundry/certificates/provision"
     assert api_client.post(url, {"certId": body["id"], "deviceId": "00000001"}).status_code == 200
 
     again = api_client.post(url, {"certId": body["id"], "deviceId": "00000002"})
@@ -181,11 +186,11 @@ def test_a_certificate_bound_to_one_device_is_not_bound_to_another(
 # --- the CA, made on first use -------------------------------------------------------------------
 
 
-def test_generate_on_a_connector_without_a_ca_creates_it_once(api_client, cert_connector):
-    first = certificate_of(generate(api_client, cert_connector))
-    second = certificate_of(generate(api_client, cert_connector))
+def test_generate_on_a_connector_without_a_ca_creates_it_once(api_client, connector_without_ca):
+    first = certificate_of(generate(api_client, connector_without_ca))
+    second = certificate_of(generate(api_client, connector_without_ca))
 
-    authority = CertificateAuthority.objects.get(connector=cert_connector)
+    authority = CertificateAuthority.objects.get(connector=connector_without_ca)
     ca = x509.load_pem_x509_certificate(authority.certificate_pem.encode())
     assert first.issuer == second.issuer == ca.subject
     first.verify_directly_issued_by(ca)
@@ -194,8 +199,8 @@ def test_generate_on_a_connector_without_a_ca_creates_it_once(api_client, cert_c
     assert created.count() == 1
 
 
-def test_a_connector_someone_cannot_see_gets_no_ca(other_client, cert_connector):
-    response = other_client.get(generate_url(cert_connector))
+def test_a_connector_someone_cannot_see_gets_no_ca(other_api_client, connector_without_ca):
+    response = other_api_client.get(generate_url(connector_without_ca))
 
     assert response.status_code == 404
     assert not CertificateAuthority.objects.exists()
@@ -222,10 +227,12 @@ def test_a_connector_someone_cannot_see_gets_no_ca(other_client, cert_connector)
     ],
 )
 def test_generate_refuses_topics_that_are_not_mqtt_topic_filters(
-    api_client, cert_connector, topics, says
+    api_client, connector_without_ca, topics, says
 ):
     response = api_client.post(
-        f"/c/{cert_connector.pk}/foundry/certificates/generate", {"topics": topics}, format="json"
+        f"/c/{connector_without_ca.pk}/foundry/certificates/generate",
+        {"topics": topics},
+        format="json",
     )
 
     assert response.status_code == 400, response.content
@@ -235,17 +242,17 @@ def test_generate_refuses_topics_that_are_not_mqtt_topic_filters(
     assert not IssuedCertificate.objects.exists()
 
 
-def test_the_seeds_example_topic_is_refused_in_the_query_too(api_client, cert_connector):
-    response = api_client.get(generate_url(cert_connector, ["1/#/1", "test/+/+/1", "1/2/3"]))
+def test_the_seeds_example_topic_is_refused_in_the_query_too(api_client, connector_without_ca):
+    response = api_client.get(generate_url(connector_without_ca, ["1/#/1", "test/+/+/1", "1/2/3"]))
 
     assert response.status_code == 400
     assert '"1/#/1": "#" must be the last level' in response.json()["error"]["message"]
 
 
-def test_valid_filters_are_kept_in_order_once(api_client, cert_connector):
+def test_valid_filters_are_kept_in_order_once(api_client, connector_without_ca):
     topics = ["1/#", "test/+/+/1", "1/2/3", "#", "+", "+/+", "/", "a//b", "1/#", "ü/€"]
 
-    body = generate(api_client, cert_connector, topics)
+    body = generate(api_client, connector_without_ca, topics)
 
     issued = IssuedCertificate.objects.get(fingerprint=body["id"])
     assert issued.topics == ["1/#", "test/+/+/1", "1/2/3", "#", "+", "+/+", "/", "a//b", "ü/€"]
@@ -253,13 +260,13 @@ def test_valid_filters_are_kept_in_order_once(api_client, cert_connector):
 
 
 def test_provision_refuses_bad_topics_and_leaves_the_device_as_it_was(
-    api_client, cert_connector, whitelist
+    api_client, connector_without_ca, whitelist
 ):
-    whitelist(cert_connector, "00000001")
-    body = generate(api_client, cert_connector)
+    whitelist(connector_without_ca, "00000001")
+    body = generate(api_client, connector_without_ca)
 
     response = api_client.post(
-        f"/c/{cert_connector.pk}/foundry/certificates/provision",
+        f"/c/{connector_without_ca.pk}/foundry/certificates/provision",
         {"certId": body["id"], "deviceId": "00000001", "topics": ["XiQ/#/x"]},
         format="json",
     )
@@ -274,13 +281,13 @@ def test_provision_refuses_bad_topics_and_leaves_the_device_as_it_was(
 
 
 def test_generates_past_the_connectors_rate_are_429_and_issue_nothing(
-    api_client, cert_connector, settings
+    api_client, connector_without_ca, settings
 ):
     settings.RATE_LIMIT_CERTIFICATE_GENERATE = "2/60"
-    generate(api_client, cert_connector)
-    generate(api_client, cert_connector)
+    generate(api_client, connector_without_ca)
+    generate(api_client, connector_without_ca)
 
-    response = api_client.get(generate_url(cert_connector))
+    response = api_client.get(generate_url(connector_without_ca))
 
     assert response.status_code == 429
     assert 1 <= int(response["Retry-After"]) <= 60
@@ -288,14 +295,14 @@ def test_generates_past_the_connectors_rate_are_429_and_issue_nothing(
     assert IssuedCertificate.objects.count() == 2
 
 
-def test_a_bad_request_does_not_spend_the_rate(api_client, cert_connector, settings):
+def test_a_bad_request_does_not_spend_the_rate(api_client, connector_without_ca, settings):
     settings.RATE_LIMIT_CERTIFICATE_GENERATE = "1/60"
-    assert api_client.get(generate_url(cert_connector, ["1/#/1"])).status_code == 400
-    generate(api_client, cert_connector)
+    assert api_client.get(generate_url(connector_without_ca, ["1/#/1"])).status_code == 400
+    generate(api_client, connector_without_ca)
 
 
 def test_generate_answers_503_in_its_own_shape_while_redis_refuses_connections(
-    api_client, cert_connector, settings
+    api_client, connector_without_ca, settings
 ):
     settings.CACHES = {
         "default": {
@@ -305,7 +312,7 @@ def test_generate_answers_503_in_its_own_shape_while_redis_refuses_connections(
     }
     redis_scripts.close_connection()
     try:
-        response = api_client.get(generate_url(cert_connector))
+        response = api_client.get(generate_url(connector_without_ca))
     finally:
         redis_scripts.close_connection()
 

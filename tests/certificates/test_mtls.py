@@ -21,17 +21,6 @@ SEED_OPENSSL = (
 )
 
 
-@pytest.fixture
-def cert_connector(make_connector):
-    """The walkthrough's connector (docs/device-api.md) switched to TLS client certificates."""
-    return make_connector(
-        auth_mode="certificate",
-        identity_type="base10",
-        identity_length=8,
-        _resources={"myalias": "number"},
-    )
-
-
 def kinds(identity):
     return list(
         Event.objects.filter(identity=identity).order_by("id").values_list("kind", flat=True)

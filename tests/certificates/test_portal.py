@@ -17,23 +17,6 @@ from tests.support.tls import make_ca, make_certificate, make_csr, pem
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def cert_connector(make_connector):
-    return make_connector(
-        auth_mode="certificate",
-        identity_type="base10",
-        identity_length=8,
-        _resources={"myalias": "number"},
-    )
-
-
 def field_error(response, field_id: str) -> str:
     """The error shown next to the field whose input has this id ("" when none)."""
     body = response.content.decode()

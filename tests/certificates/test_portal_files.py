@@ -16,44 +16,39 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def cert_connector(make_connector):
+def connector_with_ca(make_connector):
     connector = make_connector(auth_mode="certificate", identity_type="base10", identity_length=8)
     services.create_authority(connector)
     return connector
 
 
 @pytest.fixture
-def issued(owner_client, cert_connector) -> IssuedCertificate:
-    owner_client.post(page(cert_connector, "issue"), {"name": "00000001", "key_type": "ec-p256"})
+def issued(owner_client, connector_with_ca) -> IssuedCertificate:
+    owner_client.post(page(connector_with_ca, "issue"), {"name": "00000001", "key_type": "ec-p256"})
     return IssuedCertificate.objects.get()
 
 
-def test_the_certificate_downloads_as_a_pem_file(owner_client, cert_connector, issued):
-    response = owner_client.get(page(cert_connector, f"issued/{issued.pk}/cert.pem"))
+def test_the_certificate_downloads_as_a_pem_file(owner_client, connector_with_ca, issued):
+    response = owner_client.get(page(connector_with_ca, f"issued/{issued.pk}/cert.pem"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-pem-file"
     assert response["Content-Disposition"] == 'attachment; filename="00000001-cert.pem"'
     assert response.content.decode() == issued.certificate_pem
 
 
-def test_the_ca_downloads_as_a_pem_file(owner_client, cert_connector, issued):
-    response = owner_client.get(page(cert_connector, "ca.pem"))
+def test_the_ca_downloads_as_a_pem_file(owner_client, connector_with_ca, issued):
+    response = owner_client.get(page(connector_with_ca, "ca.pem"))
     assert response.status_code == 200
-    assert response["Content-Disposition"] == f'attachment; filename="{cert_connector.pk}-ca.pem"'
+    assert (
+        response["Content-Disposition"] == f'attachment; filename="{connector_with_ca.pk}-ca.pem"'
+    )
     assert response.content.decode() == issued.authority.certificate_pem
 
 
 def test_the_bundle_is_a_zip_of_certificate_ca_and_chain_without_any_key(
-    owner_client, cert_connector, issued
+    owner_client, connector_with_ca, issued
 ):
-    response = owner_client.get(page(cert_connector, f"issued/{issued.pk}/bundle.zip"))
+    response = owner_client.get(page(connector_with_ca, f"issued/{issued.pk}/bundle.zip"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"] == 'attachment; filename="00000001.zip"'
@@ -69,9 +64,9 @@ def test_the_bundle_is_a_zip_of_certificate_ca_and_chain_without_any_key(
         assert all(b"PRIVATE KEY" not in bundle.read(name) for name in bundle.namelist())
 
 
-def test_the_issued_page_offers_the_key_and_a_pem_bundle_once(owner_client, cert_connector):
+def test_the_issued_page_offers_the_key_and_a_pem_bundle_once(owner_client, connector_with_ca):
     posted = owner_client.post(
-        page(cert_connector, "issue"), {"name": "00000002", "key_type": "ec-p256"}
+        page(connector_with_ca, "issue"), {"name": "00000002", "key_type": "ec-p256"}
     )
     first = owner_client.get(posted["Location"]).content.decode()
     assert 'data-download-from="#key-pem #certificate-pem #ca-pem"' in first
@@ -82,19 +77,19 @@ def test_the_issued_page_offers_the_key_and_a_pem_bundle_once(owner_client, cert
     assert "never left the device" in second
 
 
-def test_ids_codes_and_fingerprints_have_copy_buttons(owner_client, cert_connector, issued):
-    listing = owner_client.get(page(cert_connector)).content.decode()
+def test_ids_codes_and_fingerprints_have_copy_buttons(owner_client, connector_with_ca, issued):
+    listing = owner_client.get(page(connector_with_ca)).content.decode()
     assert 'aria-label="Copy fingerprint"' in listing
     assert f'data-copy="{issued.fingerprint}"' in listing
     assert f'data-copy="{issued.serial}"' in listing
-    shown = owner_client.get(page(cert_connector, f"issued/{issued.pk}/")).content.decode()
+    shown = owner_client.get(page(connector_with_ca, f"issued/{issued.pk}/")).content.decode()
     assert f'data-copy="{issued.fingerprint}"' in shown
 
 
-def test_a_csr_naming_another_device_is_refused_next_to_the_csr(owner_client, cert_connector):
+def test_a_csr_naming_another_device_is_refused_next_to_the_csr(owner_client, connector_with_ca):
     csr, _ = make_csr("00000009")
     response = owner_client.post(
-        page(cert_connector, "issue"),
+        page(connector_with_ca, "issue"),
         {"name": "00000001", "csr": pem(csr), "key_type": "ec-p256"},
     )
     assert response.status_code == 400
@@ -102,9 +97,9 @@ def test_a_csr_naming_another_device_is_refused_next_to_the_csr(owner_client, ce
     assert not IssuedCertificate.objects.exists()
 
 
-def test_a_bad_trust_anchor_is_refused_next_to_its_field(owner_client, cert_connector):
+def test_a_bad_trust_anchor_is_refused_next_to_its_field(owner_client, connector_with_ca):
     response = owner_client.post(
-        page(cert_connector, "trust-anchors/add"), {"certificate": "not a certificate"}
+        page(connector_with_ca, "trust-anchors/add"), {"certificate": "not a certificate"}
     )
     assert response.status_code == 400
     assert field_error(response, "id_certificate")
@@ -115,9 +110,9 @@ def test_a_bad_trust_anchor_is_refused_next_to_its_field(owner_client, cert_conn
     "tail", ["ca.pem", "issued/{pk}/", "issued/{pk}/cert.pem", "issued/{pk}/bundle.zip"]
 )
 def test_only_the_connectors_makers_get_its_files(
-    tail, cert_connector, issued, other_user, end_user_browser
+    tail, connector_with_ca, issued, other_user, end_user_browser
 ):
-    url = page(cert_connector, tail.format(pk=issued.pk))
+    url = page(connector_with_ca, tail.format(pk=issued.pk))
     anonymous = Client().get(url)
     assert anonymous.status_code == 302
     assert re.match(r"^/login/", anonymous["Location"])

@@ -129,11 +129,11 @@ def test_the_browser_session_also_authenticates(client, owner, connector):
 
 
 def test_a_stranger_sees_none_of_the_owners_connectors_and_gets_404_inside_them(
-    other_client, connector, whitelist
+    other_api_client, connector, whitelist
 ):
     whitelist(connector, "00000001")
     Resource.objects.create(connector=connector, alias="temp")
-    assert other_client.get(f"{API}/connectors/").json()["results"] == []
+    assert other_api_client.get(f"{API}/connectors/").json()["results"] == []
     base = f"{API}/connectors/{connector.pk}"
     for url in (
         f"{base}/",
@@ -144,24 +144,24 @@ def test_a_stranger_sees_none_of_the_owners_connectors_and_gets_404_inside_them(
         f"{base}/resources/temp/",
         f"{base}/events/",
     ):
-        assert other_client.get(url).status_code == 404, url
-    assert other_client.patch(f"{base}/", {"name": "mine"}).status_code == 404
-    assert other_client.delete(f"{base}/").status_code == 404
-    assert other_client.post(f"{base}/devices/", {"identity": "00000002"}).status_code == 404
-    assert other_client.post(f"{base}/devices/00000001/revoke").status_code == 404
-    assert other_client.delete(f"{base}/devices/00000001/").status_code == 404
+        assert other_api_client.get(url).status_code == 404, url
+    assert other_api_client.patch(f"{base}/", {"name": "mine"}).status_code == 404
+    assert other_api_client.delete(f"{base}/").status_code == 404
+    assert other_api_client.post(f"{base}/devices/", {"identity": "00000002"}).status_code == 404
+    assert other_api_client.post(f"{base}/devices/00000001/revoke").status_code == 404
+    assert other_api_client.delete(f"{base}/devices/00000001/").status_code == 404
     connector.refresh_from_db()
     assert connector.name != "mine"
     assert Device.objects.get().status == Device.WHITELISTED
     assert Device.objects.count() == 1
 
 
-def test_a_manager_sees_and_manages_the_connector(other_client, other_user, connector):
+def test_a_manager_sees_and_manages_the_connector(other_api_client, other_user, connector):
     connector.managers.add(other_user)
-    assert [c["id"] for c in other_client.get(f"{API}/connectors/").json()["results"]] == [
+    assert [c["id"] for c in other_api_client.get(f"{API}/connectors/").json()["results"]] == [
         connector.pk
     ]
-    response = other_client.post(devices_url(connector), {"identity": "00000009"})
+    response = other_api_client.post(devices_url(connector), {"identity": "00000009"})
     assert response.status_code == 201
 
 
@@ -834,10 +834,12 @@ def test_a_deleted_token_stops_working(api_client):
     assert fresh.get(f"{API}/connectors/").status_code == 401
 
 
-def test_users_cannot_see_or_delete_each_others_tokens(api_client, other_client, owner):
+def test_users_cannot_see_or_delete_each_others_tokens(api_client, other_api_client, owner):
     owners_token = ApiToken.objects.get(user=owner)
-    assert [t["name"] for t in other_client.get(f"{API}/tokens/").json()["results"]] == ["tests"]
-    assert other_client.delete(f"{API}/tokens/{owners_token.pk}/").status_code == 404
+    assert [t["name"] for t in other_api_client.get(f"{API}/tokens/").json()["results"]] == [
+        "tests"
+    ]
+    assert other_api_client.delete(f"{API}/tokens/{owners_token.pk}/").status_code == 404
     assert ApiToken.objects.filter(pk=owners_token.pk).exists()
 
 

@@ -8,20 +8,6 @@ from connectors.models import Connector, Resource
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def other_client(other_user):
-    client = Client()
-    client.force_login(other_user)
-    return client
-
-
 def settings_data(**changes) -> dict:
     data = {
         "name": "Thermostats",
@@ -76,16 +62,16 @@ def test_sign_in_without_csrf_token_is_refused(owner):
 
 
 def test_connector_list_shows_only_connectors_the_user_manages(
-    owner_client, other_client, connector
+    owner_client, other_browser, connector
 ):
     assert connector.name.encode() in owner_client.get("/connectors/").content
-    assert connector.name.encode() not in other_client.get("/connectors/").content
+    assert connector.name.encode() not in other_browser.get("/connectors/").content
     assert connector.name.encode() in owner_client.get("/").content
 
 
-def test_manager_sees_the_connector(other_client, other_user, connector):
+def test_manager_sees_the_connector(other_browser, other_user, connector):
     connector.managers.add(other_user)
-    assert other_client.get(f"/connectors/{connector.pk}/settings/").status_code == 200
+    assert other_browser.get(f"/connectors/{connector.pk}/settings/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -102,8 +88,8 @@ def test_manager_sees_the_connector(other_client, other_user, connector):
         "/connectors/{id}/imports/new/",
     ],
 )
-def test_someone_elses_connector_is_404(other_client, connector, path):
-    assert other_client.get(path.format(id=connector.pk)).status_code == 404
+def test_someone_elses_connector_is_404(other_browser, connector, path):
+    assert other_browser.get(path.format(id=connector.pk)).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -307,9 +293,9 @@ def test_bad_resource_is_refused_next_to_the_field(owner_client, connector, data
     assert list(connector.resources.values_list("alias", flat=True)) == ["myalias"]
 
 
-def test_removing_someone_elses_resource_is_404(other_client, connector):
+def test_removing_someone_elses_resource_is_404(other_browser, connector):
     resource = connector.resources.get()
-    response = other_client.post(f"/connectors/{connector.pk}/resources/{resource.pk}/delete")
+    response = other_browser.post(f"/connectors/{connector.pk}/resources/{resource.pk}/delete")
     assert response.status_code == 404
     assert Resource.objects.filter(pk=resource.pk).exists()
 

@@ -112,14 +112,6 @@ def test_a_rolled_back_change_is_not_heard(connector, heard):
     assert Device.objects.get(pk=device.pk).status == Device.PROVISIONED
 
 
-@pytest.fixture
-def cert_connector(make_connector):
-    return make_connector(
-        auth_mode="certificate", identity_type="base10", identity_length=8,
-        _resources={"myalias": "number"},
-    )  # fmt: skip
-
-
 def send_certificate(connector, cert_pem):
     return DeviceClient(connector).post(
         "/api:v1/stack/alias",

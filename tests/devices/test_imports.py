@@ -46,13 +46,6 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
 def certificate_pem(common_name: str, *, days: int = 365) -> str:
     """A self-signed device certificate, as `openssl req -x509` makes in the walkthrough."""
     key = ec.generate_private_key(ec.SECP256R1())

@@ -16,20 +16,6 @@ from tests.support.tls import fingerprint, make_certificate
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def other_client(other_user):
-    client = Client()
-    client.force_login(other_user)
-    return client
-
-
 def identities(response) -> list[str]:
     return re.findall(
         r'<td class="identity"><a href="[^"]+">([^<]+)</a>', response.content.decode()
@@ -235,11 +221,11 @@ def test_device_of_another_connector_is_404(owner_client, connector, make_connec
     assert response.status_code == 404
 
 
-def test_device_of_someone_elses_connector_is_404(other_client, connector):
+def test_device_of_someone_elses_connector_is_404(other_browser, connector):
     device = services.whitelist_device(connector, "00000001")
     base = f"/connectors/{connector.pk}/devices/{device.pk}"
-    assert other_client.get(f"{base}/").status_code == 404
-    assert other_client.post(f"{base}/revoke/").status_code == 404
+    assert other_browser.get(f"{base}/").status_code == 404
+    assert other_browser.post(f"{base}/revoke/").status_code == 404
     device.refresh_from_db()
     assert device.status == Device.WHITELISTED
 

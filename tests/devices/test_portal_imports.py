@@ -23,13 +23,6 @@ TWO_BAD_ROWS_CSV = (
 )
 
 
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
 def upload(client, connector, text: str | bytes, **options):
     content = text.encode() if isinstance(text, str) else text
     data = {

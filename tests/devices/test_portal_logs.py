@@ -1,20 +1,12 @@
 """Portal Logs tab: newest first, filters, older pages and the live feed."""
 
 import pytest
-from django.test import Client
 
 from audit.models import Event
 from devices import services
 from tests.support.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
 
 
 def test_logs_tab_shows_events_newest_first(owner_client, connector):

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from audit.models import Event
@@ -12,14 +11,6 @@ from devices.models import Device
 from devices.templatetags.console import ago
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def other_browser(other_user):
-    """The portal signed in as another device maker."""
-    client = Client()
-    client.force_login(other_user)
-    return client
 
 
 @pytest.fixture

@@ -18,14 +18,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cert_connector(make_connector):
+def connector_with_ca(make_connector):
     connector = make_connector(auth_mode=Connector.CERTIFICATE)
     certificates.create_authority(connector)
     return connector
 
 
 @pytest.fixture
-def cert_broker(cert_connector, tmp_path, settings):
+def cert_broker(connector_with_ca, tmp_path, settings):
     """A broker whose certificate listener trusts the connectors' CAs as Gatehouse wrote them."""
     folder = tmp_path / "tls"
     files, server_ca = tls.server_files(folder)
@@ -107,18 +107,18 @@ class CertDevice:
 
 
 def test_a_certificate_device_connects_and_uses_its_namespace_and_bound_topics(
-    cert_connector, cert_broker, tmp_path
+    connector_with_ca, cert_broker, tmp_path
 ):
-    _, cert, key = issue(cert_connector, "sensor-1", tmp_path, ["sensors/#"])
+    _, cert, key = issue(connector_with_ca, "sensor-1", tmp_path, ["sensors/#"])
     with sync.connect() as client:
         sync.flush(client)
     device = CertDevice(cert_broker, cert, key)
     try:
         assert device.connack.wait(30) and not device.rc.is_failure
-        assert device.subscribe(topics.namespace(cert_connector.pk, "sensor-1") + "/#")
-        assert device.subscribe(f"{cert_connector.pk}/sensors/#")
+        assert device.subscribe(topics.namespace(connector_with_ca.pk, "sensor-1") + "/#")
+        assert device.subscribe(f"{connector_with_ca.pk}/sensors/#")
         assert not device.subscribe("sensors/#")  # another connector's, were it granted
-        assert not device.subscribe(f"{cert_connector.pk}/other-device/#")
+        assert not device.subscribe(f"{connector_with_ca.pk}/other-device/#")
     finally:
         device.close()
 
@@ -129,9 +129,9 @@ def test_a_certificate_device_connects_and_uses_its_namespace_and_bound_topics(
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_the_aws_iot_sdk_connects_with_a_certificate_from_the_connectors_ca(
-    cert_connector, cert_broker, tmp_path
+    connector_with_ca, cert_broker, tmp_path
 ):
-    _, cert, key = issue(cert_connector, "sensor-2", tmp_path, [])
+    _, cert, key = issue(connector_with_ca, "sensor-2", tmp_path, [])
     with sync.connect() as client:
         sync.flush(client)
     sdk = AWSIoTMQTTClient(f"sdk-{uuid.uuid4()}")
@@ -141,7 +141,7 @@ def test_the_aws_iot_sdk_connects_with_a_certificate_from_the_connectors_ca(
     sdk.configureMQTTOperationTimeout(30)
     assert sdk.connect()
     try:
-        namespace = topics.namespace(cert_connector.pk, "sensor-2")
+        namespace = topics.namespace(connector_with_ca.pk, "sensor-2")
         received = threading.Event()
         assert sdk.subscribe(f"{namespace}/#", 1, lambda client, userdata, message: received.set())
         assert sdk.publish(f"{namespace}/echo", "hello", 1)
@@ -151,9 +151,9 @@ def test_the_aws_iot_sdk_connects_with_a_certificate_from_the_connectors_ca(
 
 
 def test_revoking_the_certificate_disconnects_the_device_and_refuses_it_at_tls(
-    cert_connector, cert_broker, tmp_path
+    connector_with_ca, cert_broker, tmp_path
 ):
-    issued, cert, key = issue(cert_connector, "sensor-3", tmp_path, [])
+    issued, cert, key = issue(connector_with_ca, "sensor-3", tmp_path, [])
     with sync.connect() as client:
         sync.flush(client)
     device = CertDevice(cert_broker, cert, key)
@@ -161,7 +161,7 @@ def test_revoking_the_certificate_disconnects_the_device_and_refuses_it_at_tls(
         assert device.connack.wait(30) and not device.rc.is_failure
         reloads = cert_broker.reloads()
         certificates.revoke_device_certificate(
-            cert_connector, fingerprint=issued.fingerprint, identity="sensor-3"
+            connector_with_ca, fingerprint=issued.fingerprint, identity="sensor-3"
         )
         with sync.connect() as client:
             sync.flush(client)
@@ -180,11 +180,11 @@ def test_revoking_the_certificate_disconnects_the_device_and_refuses_it_at_tls(
 
 
 def test_two_certificates_with_one_cn_are_not_both_admitted(
-    make_connector, cert_connector, cert_broker, tmp_path
+    make_connector, connector_with_ca, cert_broker, tmp_path
 ):
     other = make_connector(auth_mode=Connector.CERTIFICATE)
     certificates.create_authority(other)
-    issue(cert_connector, "same-cn", tmp_path, [])
+    issue(connector_with_ca, "same-cn", tmp_path, [])
     (tmp_path / "other").mkdir()
     issue(other, "same-cn", tmp_path / "other", [])
     with sync.connect() as client:

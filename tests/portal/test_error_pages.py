@@ -2,20 +2,12 @@
 
 import pytest
 from django.template.loader import render_to_string
-from django.test import Client
 
 from connectors.models import Connector, Resource
 from devices.models import DataPoint
 from tests.support.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner_client(owner):
-    client = Client()
-    client.force_login(owner)
-    return client
 
 
 def test_an_unknown_page_is_a_branded_404_with_ways_on(owner_client):
