@@ -103,4 +103,4 @@ class RejectNulMiddleware:
             return JsonResponse({"error": {"code": status, "message": NUL_MESSAGE}}, status=status)
         if request.path_info.startswith(API_PREFIX):
             return JsonResponse({"detail": NUL_MESSAGE}, status=status)
-        return response_class(NUL_MESSAGE + "\n", content_type="text/plain")
+        return response_class(NUL_MESSAGE + "\n", content_type="text/plain; charset=utf-8")

@@ -59,7 +59,9 @@ def unavailable(request) -> HttpResponse:
     if _V1_1.match(path):
         response = JsonResponse({"error": {"code": 503, "message": MESSAGE}}, status=503)
     elif getattr(request, "urlconf", None) == DEVICE_URLCONF or _DEVICE_PATH.match(path):
-        response = HttpResponse(MESSAGE + "\n", status=503, content_type="text/plain")
+        response = HttpResponse(
+            MESSAGE + "\n", status=503, content_type="text/plain; charset=utf-8"
+        )
     elif path.startswith("/api/"):
         response = JsonResponse({"detail": MESSAGE}, status=503)
     else:

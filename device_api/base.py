@@ -18,7 +18,7 @@ from core.errors import Refusal, status_for
 
 
 class PlainTextRenderer(BaseRenderer):
-    """A string body as text/plain; None (a 204 or 304) as no body and no Content-Type."""
+    """A string body as UTF-8 text/plain; None (a 204 or 304) as no body and no Content-Type."""
 
     media_type = "text/plain"
     format = "txt"
@@ -35,7 +35,6 @@ class FormRenderer(PlainTextRenderer):
 
     media_type = "application/x-www-form-urlencoded"
     format = "form"
-    charset = None
 
 
 class FirstRenderer(BaseContentNegotiation):
@@ -105,7 +104,9 @@ class DeviceAPIView(APIView):
 
 def text(body: str, status: int) -> HttpResponse:
     """A plain-text refusal, one line."""
-    return HttpResponse(body + "\n" if body else "", status=status, content_type="text/plain")
+    return HttpResponse(
+        body + "\n" if body else "", status=status, content_type="text/plain; charset=utf-8"
+    )
 
 
 def exception_handler_for(

@@ -78,7 +78,7 @@ def assert_device_503(answer) -> None:
     status, headers, body = answer
     assert status == 503, answer
     assert headers["Retry-After"] == "5"
-    assert headers["Content-Type"] == "text/plain"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert body == TEXT
 
 
