@@ -104,3 +104,29 @@ def test_bulk_tag_on_all_matching_runs_inline_when_small(owner_client, connector
         url, {"action": "tag", "scope": "all", "change_tag": "group=g1", "confirmed": "on"}
     )
     assert all(d.tags == [{"name": "group", "value": "g1"}] for d in Device.objects.all())
+
+
+def test_all_matching_beyond_the_inline_limit_runs_as_a_task_with_progress(
+    owner_client, connector, settings, django_capture_on_commit_callbacks
+):
+    from devices import tasks
+    from devices.models import BulkAction
+
+    settings.DEVICE_BULK_INLINE_MAX = 2
+    for n in range(1, 8):
+        services.whitelist_device(connector, f"{n:08d}")
+    url = f"/connectors/{connector.pk}/devices/bulk/"
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        response = owner_client.post(
+            url, {"action": "revoke", "scope": "all", "status": "whitelisted", "confirmed": "on"}
+        )
+    job = BulkAction.objects.get(connector=connector)
+    assert response.status_code == 302
+    assert response["Location"] == f"/connectors/{connector.pk}/devices/bulk/{job.pk}/"
+    assert len(sent) == 1
+    assert Device.objects.filter(status=Device.REVOKED).count() == 0
+    tasks.run_bulk_action(job.pk)  # the task's body, as the worker runs it
+    progress = owner_client.get(f"{url}{job.pk}/progress").json()
+    assert progress["finished"] and progress["changed"] == 7
+    assert Device.objects.filter(status=Device.REVOKED).count() == 7
+    assert b"7 devices revoked" in owner_client.get(f"{url}{job.pk}/").content
