@@ -3,8 +3,11 @@ from django.db import connections, models
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
-from connectors.identity import InvalidIdentity, normalize_identity
+from connectors.identity import HEX, MAC, UUID4, InvalidIdentity, normalize_identity
 from connectors.models import Connector
+
+# Identity types whose stored form is lower case (connectors.identity.normalize_identity).
+LOWER_CASE_TYPES = (HEX, UUID4, MAC)
 
 
 def identity_names(connector: Connector, raw_identity: str) -> set[str]:
@@ -51,6 +54,14 @@ class DeviceQuerySet(models.QuerySet):
         if exact is not None and self.filter(identity=exact).exists():
             return self.filter(identity=exact)
         return self.filter(identity__icontains=text)
+
+    def prefixed(self, connector: Connector, text: str):
+        """Devices whose identity starts with `text`, in the case identities are stored in
+        (hexadecimal, UUID and MAC bodies are lower case), served by device_identity_prefix."""
+        fmt = connector.identity_format
+        if fmt.type in LOWER_CASE_TYPES and text.startswith(fmt.prefix):
+            text = fmt.prefix + text[len(fmt.prefix) :].lower()
+        return self.filter(identity__startswith=text)
 
 
 class Device(models.Model):
@@ -118,6 +129,15 @@ class Device(models.Model):
             models.Index(fields=["connector", "status", "id"], name="device_connector_status"),
             # The Devices tab sorted by last seen, a page at a time from a cursor.
             models.Index(fields=["connector", "last_seen_at", "id"], name="device_last_seen"),
+            # The Devices tab in creation (id) order, however many other connectors there are.
+            models.Index(fields=["connector", "id"], name="device_connector_order"),
+            # Identity prefix search (LIKE 'abc%') under any collation; PostgreSQL
+            # only, elsewhere the opclasses are ignored and it is a plain index.
+            models.Index(
+                fields=["connector", "identity"],
+                opclasses=["varchar_pattern_ops", "varchar_pattern_ops"],
+                name="device_identity_prefix",
+            ),
             models.Index(fields=["owner"], condition=Q(owner__isnull=False), name="device_owner"),
             models.Index(
                 fields=["parent"], condition=Q(parent__isnull=False), name="device_parent"
@@ -255,3 +275,47 @@ class IngestMark(models.Model):
 
     def __str__(self):
         return f"ingest {self.consumer or '(lock)'}: {len(self.entries.split())} entries stored"
+
+
+class BulkAction(models.Model):
+    """A change to every device a filter of the Devices tab matched, run by a worker.
+
+    `filters` are the Devices tab's (status, tag, q) as the maker confirmed
+    them; only devices with an id up to `ceiling_id` take part, so devices
+    added meanwhile are left alone. `last_id` is how far the run got: a run
+    handed to another worker carries on from there.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Waiting"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    ACTIONS = [
+        ("revoke", "Revoke"),
+        ("reset", "Reset"),
+        ("delete", "Delete"),
+        ("tag", "Add a tag"),
+        ("untag", "Remove a tag"),
+    ]
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="bulk_actions")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=6, choices=ACTIONS)
+    # For tag / untag: {"name", "value"}; value None removes the name whatever its value.
+    tag = models.JSONField(null=True, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    ceiling_id = models.BigIntegerField(default=0)
+    last_id = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=7, choices=STATUSES, default=PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.action} on {self.connector_id} ({self.status})"

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from devices import imports, services
+from devices import bulk, imports, services
 
 
 @shared_task
@@ -29,3 +29,10 @@ def fail_stalled_imports() -> dict[str, int]:
 def run_whitelist_import(import_id: int) -> None:
     """A CSV whitelist import too large to run during its upload request."""
     imports.run_import(import_id, take_over=True)
+
+
+# Acknowledged when it ends; a redelivered run carries on after the last batch done.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_bulk_action(job_id: int) -> None:
+    """A bulk action on every device a Devices tab filter matched."""
+    bulk.run(job_id)

@@ -2,14 +2,17 @@
 
 from django.urls import path
 
-from devices import overview_views, views
+from devices import list_views, overview_views, views
 
 app_name = "devices"
 
 urlpatterns = [
     path("overview/", overview_views.overview_page, name="overview"),
     path("overview/live", overview_views.overview_live, name="overview-live"),
-    path("devices/", views.device_list, name="list"),
+    path("devices/", list_views.device_list, name="list"),
+    path("devices/bulk/", list_views.bulk_action, name="bulk-action"),
+    path("devices/bulk/<int:job_id>/", list_views.bulk_detail, name="bulk"),
+    path("devices/bulk/<int:job_id>/progress", list_views.bulk_progress, name="bulk-progress"),
     path("devices/new/", views.device_add, name="add"),
     path("devices/<int:device_id>/", views.device_detail, name="detail"),
     path(

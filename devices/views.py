@@ -1,4 +1,7 @@
-"""Portal pages inside one connector: Devices tab, device page, CSV imports, live Logs tab.
+"""Portal pages inside one connector: the device page, CSV imports, the live Logs tab.
+
+The Devices tab itself, with its sorts, counts and bulk actions, is in
+devices.list_views.
 
 Views parse input, call one service from `devices.services` (or the import
 engine) and render. Every page is for device makers (`maker_required`) and every
@@ -19,10 +22,9 @@ from audit.models import Event
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
 from devices import charts, imports, services, tasks
-from devices.forms import DeviceFilterForm, EventFilterForm, ImportForm, WhitelistForm, tags_as_text
+from devices.forms import EventFilterForm, ImportForm, WhitelistForm, tags_as_text
 from devices.models import DataPoint, Device, WhitelistImport, identity_names
 
-DEVICE_PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
 LIVE_BATCH_SIZE = 200
 CHART_POINTS = 200
@@ -53,69 +55,11 @@ def event_time(event: Event) -> str:
     return timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def keyset_page(queryset, *, after: int | None, before: int | None, size: int):
-    """One page of `queryset` in id order, from a cursor, without OFFSET or COUNT.
-
-    `after=<id>` is the page following that row, `before=<id>` the page preceding
-    it; each costs an indexed range scan however deep the page is.
-    """
-    if before:
-        rows = list(queryset.filter(id__lt=before).order_by("-id")[: size + 1])
-        has_previous = len(rows) > size
-        rows = rows[:size][::-1]
-        has_next = queryset.filter(id__gte=before).exists()
-    else:
-        start = queryset.filter(id__gt=after) if after else queryset
-        rows = list(start.order_by("id")[: size + 1])
-        has_next = len(rows) > size
-        rows = rows[:size]
-        has_previous = bool(after) and queryset.filter(id__lte=after).exists()
-    return rows, has_previous, has_next
-
-
 def status_view(status: str) -> dict:
     return {"status": status, "label": dict(Device.STATUSES).get(status, status)}
 
 
 # --- Devices tab ----------------------------------------------------------------
-
-
-@maker_required
-@require_GET
-def device_list(request, connector_id):
-    connector = get_connector(request, connector_id)
-    form = DeviceFilterForm(request.GET)
-    devices = Device.objects.filter(connector=connector)
-    rows, has_previous, has_next = [], False, False
-    if form.is_valid():
-        filters = form.cleaned_data
-        if filters["status"]:
-            devices = devices.filter(status=filters["status"])
-        if filters["tag"]:
-            devices = devices.tagged(*filters["tag"])
-        if filters["q"]:
-            devices = devices.search(connector, filters["q"])
-        rows, has_previous, has_next = keyset_page(
-            devices.only("id", "identity", "status", "tags", "name", "last_seen_at"),
-            after=filters["after"],
-            before=filters["before"],
-            size=DEVICE_PAGE_SIZE,
-        )
-    base_query = request.GET.copy()
-    for key in ("after", "before"):
-        base_query.pop(key, None)
-    context = connector_context(request, connector, "devices")
-    context.update(
-        form=form,
-        devices=rows,
-        filtered=bool(
-            form.is_valid() and any(form.cleaned_data[k] for k in ("status", "tag", "q"))
-        ),
-        statuses=[status_view(status) for status, _ in Device.STATUSES],
-        previous_query=_with(base_query, before=rows[0].pk) if has_previous and rows else "",
-        next_query=_with(base_query, after=rows[-1].pk) if has_next and rows else "",
-    )
-    return render(request, "devices/list.html", context)
 
 
 def _with(query, **cursor) -> str:

@@ -202,6 +202,9 @@ MEDIA_ROOT = Path(config.text("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 IMPORT_MAX_BYTES = config.integer("IMPORT_MAX_BYTES", default=512 * 1024 * 1024, minimum=1)
 # Files up to this size are imported during the upload request; larger ones on a worker.
 IMPORT_INLINE_MAX_BYTES = config.integer("IMPORT_INLINE_MAX_BYTES", default=1024 * 1024)
+# A bulk action of the Devices tab on at most this many devices runs during the
+# request; on more, a worker runs it and the page shows its progress.
+DEVICE_BULK_INLINE_MAX = config.integer("DEVICE_BULK_INLINE_MAX", default=200, minimum=0)
 # Rows per whitelist lookup, progress update and write batch.
 IMPORT_BATCH_SIZE = config.integer("IMPORT_BATCH_SIZE", default=5000, minimum=1)
 # Errors kept on the import row; the full list is in the downloadable report.

@@ -5,13 +5,18 @@ import io
 import json
 from collections.abc import Iterator
 
+from django.db.models import QuerySet
+
 from connectors.models import Connector
 from devices.imports.reader import HEADER
 from devices.models import Credential, Device
 
 
-def export_devices_csv(connector: Connector, chunk_rows: int = 2000) -> Iterator[str]:
-    """Every device of `connector` in the import format, as CSV text chunks.
+def export_devices_csv(
+    connector: Connector, chunk_rows: int = 2000, devices: QuerySet | None = None
+) -> Iterator[str]:
+    """Every device of `connector` (or of `devices`, a filtered set of them) in the
+    import format, as CSV text chunks.
 
     Pinned certificates (the newest inactive or active certificate credential
     not issued through a CA or trust anchor) are written as PEM, so the file
@@ -24,7 +29,8 @@ def export_devices_csv(connector: Connector, chunk_rows: int = 2000) -> Iterator
     last_id = 0
     while True:
         page = list(
-            Device.objects.filter(connector=connector, pk__gt=last_id)
+            (Device.objects.filter(connector=connector) if devices is None else devices)
+            .filter(pk__gt=last_id)
             .order_by("pk")
             .values_list("pk", "identity", "tags")[:chunk_rows]
         )

@@ -49,6 +49,7 @@ from devices.services.lifecycle import (
     log_device_changed,
     purge_old_records,
     reset_device,
+    retag_device,
     revoke_device,
 )
 from devices.services.pinning import pin_certificate, pinnable_certificate
@@ -113,6 +114,7 @@ __all__ = [
     "TooManyPoints",
     "record_event",
     "reset_device",
+    "retag_device",
     "resource_formats",
     "revoke_device",
     "validate_identity",

@@ -11,7 +11,7 @@ from audit.models import Event
 from devices.models import Credential, DataPoint, Device
 from devices.services.credentials import credentials_changed
 from devices.services.errors import InvalidTransition
-from devices.services.whitelist import activation_deadline
+from devices.services.whitelist import activation_deadline, validate_tags
 
 
 def _drop_credentials(device: Device, now) -> None:
@@ -87,6 +87,41 @@ def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> Non
         )
         credentials_changed("deleted", device.connector_id, [device])
         device.delete()
+
+
+def retag_device(
+    device: Device,
+    *,
+    add: dict | None = None,
+    remove: tuple[str, str | None] | None = None,
+    actor: Actor | None = None,
+    ip=None,
+) -> bool:
+    """Add a tag (replacing any of the same name) or remove one (by name, or name and value).
+
+    Returns whether the tags changed; a change is logged like any other edit.
+    """
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().only("id", "tags").get(pk=device.pk)
+        tags = list(locked.tags or [])
+        if remove is not None:
+            name, value = remove
+            tags = [
+                tag
+                for tag in tags
+                if not (tag["name"] == name and (value is None or tag["value"] == value))
+            ]
+        if add is not None:
+            tags = [tag for tag in tags if tag["name"] != add["name"]] + [add]
+        tags = validate_tags(tags)
+        if tags == locked.tags:
+            device.tags = tags
+            return False
+        Device.objects.filter(pk=device.pk).update(tags=tags)
+        before = {"tags": locked.tags}
+        device.tags = tags
+        log_device_changed(device, before, actor=actor, ip=ip)
+    return True
 
 
 def delete_records(queryset, *, actor: Actor, ip=None) -> int:

@@ -44,3 +44,11 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
 
 
 register.filter("ago", ago)
+
+
+@register.simple_tag
+def tag_query(filters: dict | None, tag: dict) -> str:
+    """The Devices tab's query string filtered by `tag` (keeping the other filters)."""
+    from devices.list_views import query_of
+
+    return query_of({**(filters or {}), "tag": (tag["name"], tag["value"])})

@@ -76,3 +76,36 @@ def test_the_overview_counts_a_device_that_activates_without_a_reload(
     expect(page).to_have_url(f"{live_server.url}/connectors/{connector.pk}/overview/?range=7d")
     expect(page.locator(".chart-head .unit").first).to_have_text("per 6 hours")
     fits_the_viewport(page)
+
+
+@SIZES
+def test_devices_tab_filters_by_a_chip_and_revokes_picked_rows_after_confirming(
+    signed_in_page, connector, size
+):
+    from devices.models import Device
+
+    for number in range(1, 6):
+        services.whitelist_device(
+            connector, f"{number:08d}", tags=[{"name": "group", "value": "g1"}]
+        )
+    services.revoke_device(Device.objects.get(identity="00000005"))
+    page = signed_in_page
+    page.set_viewport_size(size)
+    page.goto(f"/connectors/{connector.pk}/devices/")
+    fits_the_viewport(page)
+    page.click("a.chip[data-status=whitelisted]")
+    expect(page.locator("a.chip[data-status=whitelisted]")).to_have_attribute(
+        "aria-current", "true"
+    )
+    expect(page.locator("input[name=ids]")).to_have_count(4)
+    page.locator("input[name=ids]").nth(0).check()
+    page.locator("input[name=ids]").nth(1).check()
+    expect(page.locator("#selected-count")).to_have_text("2 selected")
+    page.select_option("#bulk-action", "revoke")
+    page.click("#apply-selected")
+    expect(page.locator("#bulk-count")).to_have_text("2")
+    fits_the_viewport(page)
+    page.click("#bulk-confirm-button")
+    expect(page.locator("a.chip[data-status=revoked] .chip-count")).to_have_text("3")
+    fits_the_viewport(page)
+    keep_screenshot(page, "devices")
