@@ -6,7 +6,13 @@ import re
 from django import forms
 
 from connectors import identity
-from connectors.models import Connector, Resource
+from connectors.models import (
+    CONTENT_DESCRIPTION_MAX,
+    CONTENT_NAME_MAX,
+    CONTENT_TYPE_MAX,
+    Connector,
+    Resource,
+)
 
 MAX_ALLOWLIST_ENTRIES = 1000
 MIN_WINDOW_SECONDS = 60
@@ -270,3 +276,25 @@ class ResourceForm(forms.ModelForm):
         if commit:
             resource.save()
         return resource
+
+
+class ContentUploadForm(forms.Form):
+    """A file for the content area; connectors.content checks the name and type."""
+
+    file = forms.FileField(label="File")
+    name = forms.CharField(
+        label="Name (id)",
+        required=False,
+        max_length=CONTENT_NAME_MAX,
+        help_text="What devices ask for (<code>?id=</code>); the file's own name when empty. "
+        "A file of the same name is replaced.",
+    )
+    content_type = forms.CharField(
+        label="Content type",
+        required=False,
+        max_length=CONTENT_TYPE_MAX,
+        help_text="Sent with each download; guessed from the file when empty.",
+    )
+    description = forms.CharField(
+        label="Description", required=False, max_length=CONTENT_DESCRIPTION_MAX
+    )

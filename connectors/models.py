@@ -1,10 +1,13 @@
 import ipaddress
+import re
 import secrets
+import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
 
 from connectors import identity
 from core import generations
@@ -161,3 +164,101 @@ models.signals.post_save.connect(_bump_resources_revision, sender=Resource)
 models.signals.post_delete.connect(_bump_resources_revision, sender=Resource)
 models.signals.post_save.connect(_connector_changed, sender=Connector)
 models.signals.post_delete.connect(_connector_changed, sender=Connector)
+
+
+# --- The content area: files a connector's devices download (/provision/download) ---
+
+CONTENT_NAME_MAX = 200
+CONTENT_TYPE_MAX = 100
+CONTENT_DESCRIPTION_MAX = 200
+# type/subtype with optional parameters, printable ASCII only: it is sent back as a
+# header, and the info line (type,size,time,description) is comma-separated.
+CONTENT_TYPE_PATTERN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+    r"(?:[ \t]*;[ \t]*[A-Za-z0-9!#$&^_.+-]+=(?:[A-Za-z0-9!#$&^_.+-]+|\"[^\"\\\r\n,]*\"))*"
+)
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def content_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a content file, or None.
+
+    Devices send the name in a query string and list names one a line, and a
+    name never becomes a path (the bytes are stored under a random one), but
+    names that look like paths are refused all the same, so no storage backend
+    or tool downstream is ever tempted to read one as a path.
+    """
+    if not name:
+        return "a name is required"
+    if len(name) > CONTENT_NAME_MAX:
+        return f"a name is at most {CONTENT_NAME_MAX} characters"
+    if _CONTROL.search(name):
+        return "a name holds no control characters (NUL, line breaks, tabs)"
+    if "/" in name or "\\" in name:
+        return "a name holds no slashes"
+    if name in (".", ".."):
+        return "a name is not . or .."
+    if name != name.strip():
+        return "a name does not start or end with spaces"
+    return None
+
+
+def validate_content_name(name: str) -> None:
+    problem = content_name_problem(name)
+    if problem:
+        raise ValidationError(problem)
+
+
+def content_storage():
+    """The storage backend content bytes live in: the STORAGES alias CONTENT_STORAGE."""
+    return storages[settings.CONTENT_STORAGE]
+
+
+def content_path(instance, filename: str) -> str:
+    # A random name: what the maker called the file never reaches the storage.
+    return f"content/{instance.connector_id}/{uuid.uuid4().hex}"
+
+
+class ContentFile(models.Model):
+    """A file in a connector's content area (firmware, configuration) that its devices
+    list and download with their own credentials; the bytes are in `content_storage`."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="content_files")
+    name = models.CharField(max_length=CONTENT_NAME_MAX, validators=[validate_content_name])
+    content_type = models.CharField(max_length=CONTENT_TYPE_MAX)
+    description = models.CharField(max_length=CONTENT_DESCRIPTION_MAX, blank=True)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(storage=content_storage, upload_to=content_path, max_length=200)
+    uploaded_at = models.DateTimeField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["connector", "name"], name="content_name_unique"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def etag(self) -> str:
+        """A strong validator: the same bytes always have the same one."""
+        return f'"{self.sha256}"'
+
+
+def _content_deleted(sender, instance, **kwargs):
+    # The row is gone (alone, or with its connector): its bytes go once that commits.
+    stored = instance.file.name
+    if stored:
+        transaction.on_commit(lambda: content_storage().delete(stored))
+
+
+models.signals.post_delete.connect(_content_deleted, sender=ContentFile)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connectors import views
+from connectors import content_views, views
 
 app_name = "connectors"
 
@@ -19,5 +19,11 @@ urlpatterns = [
         "<str:connector_id>/resources/<int:resource_id>/delete",
         views.resource_delete,
         name="resource-delete",
+    ),
+    path("<str:connector_id>/content/", content_views.content_list, name="content"),
+    path(
+        "<str:connector_id>/content/<str:name>/delete",
+        content_views.content_delete,
+        name="content-delete",
     ),
 ]

@@ -9,7 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core import csp
-from device_api import views
+from device_api import content, views
 
 
 def _device_patterns():
@@ -24,6 +24,7 @@ def _device_patterns():
                     path("api:v1/stack/record", views.RecordView.as_view()),
                     path("onep:v1/stack/record", views.RecordView.as_view()),
                     path("timestamp", views.TimestampView.as_view()),
+                    path("provision/download", content.DownloadView.as_view()),
                 ]
             ),
         )

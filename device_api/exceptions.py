@@ -2,6 +2,7 @@
 
 from urllib.parse import urlencode
 
+from connectors import content
 from device_api.authentication import CHALLENGE
 from device_api.base import exception_handler_for
 from device_api.parsers import FORM_TYPE
@@ -19,6 +20,8 @@ STATUS_BY_ERROR = {
     services.AuthenticationFailed: 401,
     services.TooManyPoints: 413,
     services.RecordConflict: 409,
+    content.ContentNotFound: 404,
+    content.InvalidContent: 400,
 }
 
 _handle = exception_handler_for(STATUS_BY_ERROR, challenge=CHALLENGE)

@@ -84,6 +84,42 @@ record = extend_schema(
     },
 )
 
+download = extend_schema(
+    summary="The content area: list, download, or describe a file",
+    description="Without `id`: the connector's file names, one a line (CRLF), as "
+    "text/csv (204 when there are none). With `id`: the file's bytes and its content "
+    "type; `Range: bytes=…` (one range) answers 206 with Content-Range, a range past the "
+    "end 416; `If-None-Match` with the ETag answers 304; `If-Range` serves the range "
+    "only while the ETag (or Last-Modified) still matches. With `id` and `info=true`: "
+    "`<content-type>,<size>,<updated unix seconds>,<description>` as text/csv.",
+    parameters=[
+        OpenApiParameter("id", OpenApiTypes.STR, description="A file's name."),
+        OpenApiParameter("info", OpenApiTypes.STR, enum=["true", "false"]),
+        OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        OpenApiParameter("If-Range", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER),
+    ],
+    responses={
+        (200, "text/csv"): _text("File names one a line, or a file's info line."),
+        (200, "application/octet-stream"): OpenApiResponse(
+            OpenApiTypes.BINARY, description="The file (in its own content type), with "
+            "ETag (its SHA-256), Last-Modified and Accept-Ranges: bytes."
+        ),
+        (206, "application/octet-stream"): OpenApiResponse(
+            OpenApiTypes.BINARY, description="The range asked for, with Content-Range."
+        ),
+        204: OpenApiResponse(description="The content area is empty."),
+        304: OpenApiResponse(description="If-None-Match names the file's ETag."),
+        (416, TEXT): _text("The range starts past the end (Content-Range: bytes */<size>)."),
+        **UNAUTHORIZED,
+        400: REFUSALS[400],
+        404: _text("No such connector, or no file of that name."),
+        429: REFUSALS[429],
+        503: REFUSALS[503],
+    },
+)  # fmt: skip
+
 timestamp = extend_schema(
     summary="The server's time", responses={(200, TEXT): _text("Unix seconds.")}, auth=[]
 )

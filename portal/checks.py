@@ -57,3 +57,19 @@ def refuse_unsafe_proxy_settings() -> None:
     """Stop a web process whose proxy settings the error above describes."""
     if settings.TRUSTED_PROXIES and not settings.PROXY_SHARED_SECRET:
         raise ImproperlyConfigured(PROXIES_WITHOUT_SECRET)
+
+
+@checks.register()
+def check_content_storage(app_configs, **kwargs):
+    """A settings module that adds a storage alias must name one that exists."""
+    if settings.CONTENT_STORAGE not in settings.STORAGES:
+        return [
+            checks.Error(
+                f"CONTENT_STORAGE names {settings.CONTENT_STORAGE!r}, which STORAGES "
+                "does not define.",
+                hint="Add the alias to STORAGES or set CONTENT_STORAGE to one of: "
+                + ", ".join(sorted(settings.STORAGES)),
+                id="gatehouse.E002",
+            )
+        ]
+    return []

@@ -213,6 +213,19 @@ IMPORT_MAX_STORED_ERRORS = config.integer("IMPORT_MAX_STORED_ERRORS", default=10
 # one no worker took is queued again. Progress arrives every IMPORT_BATCH_SIZE rows.
 IMPORT_STALL_SECONDS = config.integer("IMPORT_STALL_SECONDS", default=900, minimum=1)
 
+# Where uploaded files are kept: Django's storage backends by alias. A deployment
+# that keeps files elsewhere (object storage through django-storages, say) adds an
+# alias here in its own settings module and names it in CONTENT_STORAGE.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# The content area (files devices download, docs/device-api.md "Content area"): the
+# STORAGES alias its bytes live in (the default keeps them under MEDIA_ROOT/content/),
+# and the largest file a device maker may upload.
+CONTENT_STORAGE = config.text("CONTENT_STORAGE", default="default", choices=set(STORAGES))
+CONTENT_MAX_BYTES = config.integer("CONTENT_MAX_BYTES", default=512 * 1024 * 1024, minimum=1)
+
 # Cookies set over TLS are always Secure (TlsResponseMiddleware); this makes them
 # Secure on plain HTTP too, for a deployment that is HTTPS only.
 SESSION_COOKIE_SECURE = config.boolean("SESSION_COOKIE_SECURE", default=False)

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from connectors.api import views
+from connectors.api import content, views
 
 resource_list = views.ResourceViewSet.as_view({"get": "list", "post": "create"})
 resource_detail = views.ResourceViewSet.as_view(
@@ -19,6 +19,8 @@ inside_connector = [
     ),
     path("resources/", resource_list, name="api-resource-list"),
     path("resources/<str:alias>/", resource_detail, name="api-resource-detail"),
+    path("content/", content.ContentListView.as_view(), name="api-content-list"),
+    path("content/<str:name>/", content.ContentDetailView.as_view(), name="api-content-detail"),
     path("", include("devices.api.urls")),
 ]
 
