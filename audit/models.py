@@ -45,6 +45,11 @@ class Event(models.Model):
     RELEASE = "release"
     CREATE = "create"
     CHANGE = "change"
+    COMMAND = "command"
+    MQTT_CONNECT = "mqtt_connect"
+    MQTT_DISCONNECT = "mqtt_disconnect"
+    MQTT_REFUSED = "mqtt_refused"
+    MQTT_KICKED = "mqtt_kicked"
     KINDS = [
         (WHITELIST, "Whitelisted"),
         (PROVISION, "Provisioned"),
@@ -68,6 +73,11 @@ class Event(models.Model):
         (RELEASE, "Released by its owner"),
         (CREATE, "Created"),
         (CHANGE, "Changed"),
+        (COMMAND, "Command to the device"),
+        (MQTT_CONNECT, "Connected over MQTT"),
+        (MQTT_DISCONNECT, "Disconnected from MQTT"),
+        (MQTT_REFUSED, "MQTT connection refused"),
+        (MQTT_KICKED, "MQTT session ended by Gatehouse"),
     ]
 
     # The log is the audit trail of a connector, so it outlives the connector:

@@ -34,3 +34,9 @@ credentials_changed = Signal()
 # MQTT broker sync, which must hand it to the broker) never log it and keep it only
 # sealed; a receiver must not raise.
 secret_issued = Signal()
+
+# A value a device's maker wrote to one of its aliases (a command to the device), sent
+# once the write has committed, with ``connector_id``, ``identity``, ``alias``,
+# ``value`` and ``actor`` (audit.events.Actor). Receivers (the MQTT side publishes it
+# to the device's command topic) must not raise: the write has happened.
+command_issued = Signal()

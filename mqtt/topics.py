@@ -6,7 +6,7 @@ ASCII are percent-encoded (UTF-8). Below it:
 
     <namespace>/resource/<alias>    device -> Gatehouse: one value
     <namespace>/resource.batch      device -> Gatehouse: a JSON object alias -> value
-    <namespace>/command/<alias>     Gatehouse -> device
+    <namespace>/command/<alias>     Gatehouse -> device (mqtt.commands)
 
 A device may publish and subscribe in its namespace and in the topic filters
 bound to its certificate, nowhere else (the broker denies by default).
@@ -54,7 +54,8 @@ _MESSAGE_ACLS = ("publishClientSend", "publishClientReceive")
 
 
 def device_acls(connector_id: str, identity: str, extra_filters=()) -> list[dict]:
-    """The ACLs of a device's role, checked highest priority first: its own namespace;
+    """The ACLs of a device's role, checked highest priority first: not publishing to its
+    own command topics; its own namespace;
     then no other device's resource or command topics; then the filters bound to its
     certificate, which are the connector's: `sensors/#` grants `<connector id>/sensors/#`."""
 
@@ -62,7 +63,9 @@ def device_acls(connector_id: str, identity: str, extra_filters=()) -> list[dict
         return {"acltype": kind, "topic": topic, "allow": allow, "priority": priority}
 
     own = namespace(connector_id, identity) + "/#"
-    acls = [acl(kind, own, True, 30) for kind in (*_MESSAGE_ACLS, "subscribePattern")]
+    # Its command topics are Gatehouse's to publish to: the device only listens there.
+    acls = [acl("publishClientSend", namespace(connector_id, identity) + "/command/#", False, 40)]
+    acls += [acl(kind, own, True, 30) for kind in (*_MESSAGE_ACLS, "subscribePattern")]
     acls += [acl(kind, topic, False, 20) for topic in _DEVICE_TOPICS for kind in _MESSAGE_ACLS]
     for topic_filter in dict.fromkeys(extra_filters):
         try:

@@ -203,3 +203,10 @@ class DataFilterSerializer(serializers.Serializer):
 
     alias = StrictCharField(max_length=64, required=False)
     since = SinceField(required=False, help_text="ISO 8601 date-time or unix seconds.")
+
+
+class CommandSerializer(serializers.Serializer):
+    """A value the maker writes to one of the device's defined aliases."""
+
+    alias = StrictCharField(max_length=64)
+    value = StrictCharField(allow_blank=True, trim_whitespace=False)

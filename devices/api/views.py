@@ -18,6 +18,7 @@ from core.net import client_ip
 from core.pagination import IdCursorPagination
 from devices import services
 from devices.api.serializers import (
+    CommandSerializer,
     DataFilterSerializer,
     DataPointSerializer,
     DeviceFilterSerializer,
@@ -222,9 +223,18 @@ class EventListView(ConnectorScopedMixin, generics.ListAPIView):
         return events
 
 
-@extend_schema_view(get=extend_schema(parameters=[CONNECTOR_ID, IDENTITY, DataFilterSerializer]))
+@extend_schema_view(
+    get=extend_schema(parameters=[CONNECTOR_ID, IDENTITY, DataFilterSerializer]),
+    post=extend_schema(
+        summary="Write a value to one of the device's aliases (a command to the device)",
+        parameters=[CONNECTOR_ID, IDENTITY],
+        request=CommandSerializer,
+        responses={201: DataPointSerializer},
+    ),
+)
 class DeviceDataView(DeviceScopedMixin, generics.ListAPIView):
-    """Values the device wrote to defined aliases, newest first."""
+    """Values written to the device's defined aliases, newest first; POST writes one as
+    its maker: stored, logged with the actor and, over MQTT, published to the device."""
 
     serializer_class = DataPointSerializer
     pagination_class = IdCursorPagination
@@ -239,3 +249,14 @@ class DeviceDataView(DeviceScopedMixin, generics.ListAPIView):
         if "since" in filters:
             points = points.filter(created_at__gte=filters["since"])
         return points
+
+    def post(self, request, *args, **kwargs):
+        serializer = CommandSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        point = services.send_command(
+            self.get_device(),
+            serializer.validated_data["alias"],
+            serializer.validated_data["value"],
+            **self.audit(),
+        )
+        return Response(DataPointSerializer(point).data, status=status.HTTP_201_CREATED)

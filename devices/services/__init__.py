@@ -16,6 +16,7 @@ from devices.services.authentication import (
     refuse,
     token_key,
 )
+from devices.services.commands import send_command
 from devices.services.credentials import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_BYTES,
@@ -122,4 +123,5 @@ __all__ = [
     "wait_for_change",
     "whitelist_device",
     "write_data",
+    "send_command",
 ]

@@ -193,3 +193,67 @@ def test_two_certificates_with_one_cn_are_not_both_admitted(
 
     refusal = Event.objects.get(connector=other, identity="same-cn", kind=Event.AUTH_FAILED)
     assert "already used on the broker" in refusal.reason
+
+
+def foundry_certificate(api_client, connector, whitelist, identity, folder, topic_filters):
+    """A certificate Foundry generates over the API and binds to `identity`: (cert, key)."""
+    import base64
+    import json
+    from urllib.parse import quote
+
+    whitelist(connector, identity)
+    query = quote(json.dumps(topic_filters))
+    response = api_client.get(f"/c/{connector.pk}/foundry/certificates/generate?topics={query}")
+    assert response.status_code == 200, response.content
+    body = json.loads(response.content)
+    bound = api_client.post(
+        f"/c/{connector.pk}/foundry/certificates/provision",
+        {"arn": body["arn"], "certId": body["id"], "deviceId": identity},
+        format="json",
+    )
+    assert bound.status_code == 200, bound.content
+    cert, key = folder / f"{identity}-foundry.pem", folder / f"{identity}-foundry.key"
+    cert.write_bytes(base64.b64decode(body["cert"]))
+    key.write_bytes(base64.b64decode(body["private"]))
+    return cert, key
+
+
+@pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_foundry_certificates_connect_with_paho_and_the_aws_sdk_on_their_bound_topics(
+    connector_with_ca, cert_broker, tmp_path, api_client, whitelist
+):
+    paho_cert = foundry_certificate(
+        api_client, connector_with_ca, whitelist, "foundry-1", tmp_path, ["sensors/#"]
+    )
+    sdk_cert = foundry_certificate(
+        api_client, connector_with_ca, whitelist, "foundry-2", tmp_path, ["sensors/#"]
+    )
+    with sync.connect() as client:
+        sync.flush(client)
+    device = CertDevice(cert_broker, *paho_cert)
+    sdk = AWSIoTMQTTClient(f"sdk-{uuid.uuid4()}")
+    sdk.configureEndpoint(cert_broker.host, cert_broker.cert_port)
+    sdk.configureCredentials(str(cert_broker.server_ca), str(sdk_cert[1]), str(sdk_cert[0]))
+    sdk.configureConnectDisconnectTimeout(30)
+    sdk.configureMQTTOperationTimeout(30)
+    try:
+        assert device.connack.wait(30) and not device.rc.is_failure
+        assert device.subscribe(f"{connector_with_ca.pk}/sensors/#")
+        assert not device.subscribe(topics.namespace(connector_with_ca.pk, "foundry-2") + "/#")
+        received = []
+        device.client.on_message = lambda client, userdata, message: received.append(
+            (message.topic, message.payload)
+        )
+        assert sdk.connect()
+        # The SDK's device publishes on the topic bound to its certificate; the paho
+        # device, bound to the same filter, receives it.
+        assert sdk.publish(f"{connector_with_ca.pk}/sensors/room-1", "21.5", 1)
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == [(f"{connector_with_ca.pk}/sensors/room-1", b"21.5")]
+    finally:
+        sdk.disconnect()
+        device.close()
