@@ -495,3 +495,62 @@ AXES_CLIENT_IP_CALLABLE = "accounts.lockout.counted_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 # Masked in axes' log lines and in the form data it keeps with each attempt.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
+# --- Companion apps: the OAuth 2.0 authorization server (django-oauth-toolkit) ---------
+# Device makers register apps (accounts/oauth.py); users grant them scopes on the consent
+# page and revoke them under "Apps"; the apps call the ARTIK user API (/v1.1/) with the
+# tokens. docs/apps-and-hubs.md walks through it.
+INSTALLED_APPS += ["oauth2_provider"]
+OAUTH2_PROVIDER = {
+    # What an app may ask for; the consent page shows these words.
+    "SCOPES": {
+        "users:read": "See your user id, name and email address",
+        "devices:read": "See your devices, their device types and their messages",
+        "messages:write": "Send messages for your devices",
+        "devices:pair": "Pair new devices to your account by their PIN",
+    },
+    "DEFAULT_SCOPES": ["users:read", "devices:read"],
+    # Authorization codes only with PKCE, S256 only; wildcard redirect URIs never, https only.
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "ALLOW_URI_WILDCARDS": False,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": config.integer(
+        "OAUTH_ACCESS_TOKEN_SECONDS", default=3600, minimum=60
+    ),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": config.integer(
+        "OAUTH_REFRESH_TOKEN_SECONDS", default=90 * 24 * 3600, minimum=3600
+    ),
+    # Every refresh hands out a new refresh token; presenting a used one again revokes
+    # the whole family (the thief's and the app's tokens alike).
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # The consent page every time an app asks, even for scopes granted before.
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # Tokens carry a prefix, so the /v1.1/ views tell an app's token from a device's
+    # without a lookup (accounts/oauth.py).
+    "ACCESS_TOKEN_GENERATOR": "accounts.oauth.new_access_token",
+    "REFRESH_TOKEN_GENERATOR": "accounts.oauth.new_refresh_token",
+    # RFC 9700's recommendations, all enforced: no implicit or password grant, no
+    # `plain` PKCE, no token in a query string, `iss` in the authorization response,
+    # and tokens stored only as their SHA-256 (the `token` column stays empty).
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
+# Token requests (every grant) per source address: client secrets and codes are not
+# guessed faster than this.
+RATE_LIMIT_OAUTH_TOKEN = config.rate("RATE_LIMIT_OAUTH_TOKEN", default="60/60")
+# oauthlib's and the toolkit's debug lines can hold request bodies (codes, secrets).
+LOGGING["loggers"] = {
+    "oauthlib": {"level": "WARNING"},
+    "oauth2_provider": {"level": "WARNING"},
+}

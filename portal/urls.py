@@ -7,6 +7,11 @@ from core import csp, health
 from device_api import views as device_views
 from portal import views as portal_views
 
+# Companion apps are registered and revoked in the portal (accounts/views.py), each
+# change logged with its actor; the toolkit's own admin pages would bypass both.
+for model in [m for m in admin.site._registry if m._meta.app_label == "oauth2_provider"]:
+    admin.site.unregister(model)
+
 # An outage met outside a view is a 503 too (core.outage); other errors Django's 500.
 handler500 = "core.outage.server_error"
 
@@ -24,6 +29,8 @@ urlpatterns = [
     path("pki/<str:connector_id>/", include("certificates.pki_urls")),
     path("v1.1/", include("registrations.device_urls")),
     path("", include("registrations.urls")),
+    path("", include("accounts.urls")),
+    path("oauth/", include("accounts.oauth_urls")),
     # Before the device paths, whose <path:identity> would swallow ".../messages/".
     path("api/v1/", include("registrations.api.urls")),
     path("api/v1/connectors/<str:connector_id>/", include("certificates.api.urls")),
