@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -19,9 +20,10 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken
 from accounts.permissions import REFUSAL, IsDeviceMaker
 from certificates import services as certificates
+from connectors import content as connector_content
 from connectors.models import Connector, new_connector_id
 from device_api.base import DeviceAPIView
-from devices.models import Device, WhitelistImport
+from devices.models import BulkAction, Device, WhitelistImport
 from registrations.artik.api import ArtikView
 from tests.support.tls import make_ca
 
@@ -112,7 +114,7 @@ def snapshot() -> dict:
 
 
 @pytest.fixture
-def estate(make_connector, owner, whitelist):
+def estate(make_connector, owner, whitelist, settings, tmp_path):
     """One of everything in a maker's connector, so every path parameter names a real row."""
     connector = make_connector(identity_type="base10", identity_length=8)
     resource = connector.resources.create(alias="myalias", format="number")
@@ -124,6 +126,13 @@ def estate(make_connector, owner, whitelist):
         connector=connector, created_by=owner, total=1, status=WhitelistImport.DONE
     )
     token, _ = ApiToken.issue(owner, "laptop")
+    job = BulkAction.objects.create(
+        connector=connector, created_by=owner, action="revoke", status=BulkAction.DONE
+    )
+    settings.MEDIA_ROOT = tmp_path / "media"
+    content, _ = connector_content.upload(
+        connector, SimpleUploadedFile("fw.bin", b"firmware"), actor=None
+    )
     return {
         "connector": connector,
         "values": {
@@ -138,6 +147,8 @@ def estate(make_connector, owner, whitelist):
             "import_id": run.pk,
             "pk": token.pk,
             "action": "reset",
+            "name": content.name,
+            "job_id": job.pk,
         },
     }
 
