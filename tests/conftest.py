@@ -9,6 +9,7 @@ import itertools
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client, override_settings
 
 from accounts.services import grant_device_maker
@@ -34,6 +35,21 @@ def _fast_password_hashing():
     (test_device_passwords_are_stored_with_the_slow_salted_hash checks them)."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Threads the tests start (WebSocket consumers' executor, MQTT and device-library
+    clients) keep their database connections open after their test; PostgreSQL drops
+    the test database only once no session uses it, so end theirs first."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture(autouse=True)
