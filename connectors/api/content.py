@@ -83,7 +83,11 @@ class ContentListView(ConnectorScopedMixin, GenericAPIView):
             "uploaded_by"
         )
 
-    @extend_schema(summary="List the content area", parameters=[CONNECTOR_ID])
+    @extend_schema(
+        summary="List the content area",
+        operation_id="api_v1_connectors_content_list",
+        parameters=[CONNECTOR_ID],
+    )
     def get(self, request, connector_id):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -140,7 +144,11 @@ class ContentDetailView(ConnectorScopedMixin, GenericAPIView):
         except content.ContentNotFound as exc:
             raise Refused(exc, STATUS_BY_ERROR) from exc
 
-    @extend_schema(summary="A file's details", parameters=[CONNECTOR_ID, CONTENT_NAME])
+    @extend_schema(
+        summary="A file's details",
+        operation_id="api_v1_connectors_content_retrieve",
+        parameters=[CONNECTOR_ID, CONTENT_NAME],
+    )
     def get(self, request, connector_id, name):
         return Response(self.get_serializer(self.get_object()).data)
 
