@@ -47,6 +47,14 @@ class ContentFileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ContentPageSerializer(serializers.Serializer):
+    """One page of the content area, as NamePagination answers it."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ContentFileSerializer(many=True)
+
+
 class ContentUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="The file's bytes.")
     name = StrictCharField(
@@ -58,8 +66,9 @@ class ContentUploadSerializer(serializers.Serializer):
     content_type = StrictCharField(
         max_length=100,
         required=False,
+        allow_blank=True,
         help_text="Sent with every download; the upload's own type (or one guessed from "
-        "the name) when left out.",
+        "the name) when left out or empty.",
     )
     description = StrictCharField(
         max_length=CONTENT_DESCRIPTION_MAX,
@@ -87,6 +96,7 @@ class ContentListView(ConnectorScopedMixin, GenericAPIView):
         summary="List the content area",
         operation_id="api_v1_connectors_content_list",
         parameters=[CONNECTOR_ID],
+        responses={200: ContentPageSerializer},
     )
     def get(self, request, connector_id):
         page = self.paginate_queryset(self.get_queryset())
