@@ -60,7 +60,8 @@ class ContentUploadSerializer(serializers.Serializer):
     name = StrictCharField(
         max_length=CONTENT_NAME_MAX,
         required=False,
-        help_text="The id devices ask for; the uploaded file's name when left out. "
+        allow_blank=True,
+        help_text="The id devices ask for; the uploaded file's name when left out or empty. "
         "No slashes, control characters or NUL.",
     )
     content_type = StrictCharField(
