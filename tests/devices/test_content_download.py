@@ -12,6 +12,7 @@ from audit.events import Actor
 from connectors import content
 from devices import services
 from tests.portal.test_proxy_trust import app_server  # noqa: F401  (the fixture)
+from tests.support.murano import murano_client
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -74,7 +75,7 @@ def test_a_100_mb_file_downloads_in_ranges_through_gunicorn(app_server, stored):
 
 
 def test_murano_clients_content_calls_work_unchanged(app_server, stored, monkeypatch, tmp_path):  # noqa: F811
-    from murano_client.http import MuranoHTTP
+    MuranoHTTP = murano_client("http").MuranoHTTP
 
     connector, token, expected = stored
     server = app_server()
@@ -97,6 +98,7 @@ def test_murano_clients_content_calls_work_unchanged(app_server, stored, monkeyp
     download = client._http_getContent("firmware.bin", stream=True)
     assert download.status_code == 200
     digest = hashlib.sha256()
-    for chunk in download.iter_content(chunk_size=1024 * 1024):
-        digest.update(chunk)
+    with download:
+        for chunk in download.iter_content(chunk_size=1024 * 1024):
+            digest.update(chunk)
     assert digest.hexdigest() == expected

@@ -15,6 +15,7 @@ import pytest
 from devices.models import DataPoint
 from mqtt import sync, topics
 from tests.mqtt.conftest import eventually
+from tests.support.murano import murano_client
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,7 +35,7 @@ def provisioned(connector, whitelist, device_client, dynsec_client):
 
 @pytest.fixture
 def murano(mosquitto):
-    from murano_client.client import MuranoClient
+    MuranoClient = murano_client("client").MuranoClient
 
     started = []
 
