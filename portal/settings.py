@@ -3,6 +3,11 @@
 Defaults give a laptop setup with nothing but Python: SQLite, a cache in
 SQLite files shared by local processes, and a filesystem Celery broker. Set
 DATABASE_URL, REDIS_URL and CELERY_BROKER_URL to grow into production.
+
+One module on purpose: every setting an operator can change is read and checked
+here, next to its default and its limits, so one file answers "what does this
+variable do and what is its default". The parsing itself lives in
+portal/configuration.py.
 """
 
 import os
