@@ -58,6 +58,7 @@ def start_runner(args, env: dict[str, str], port: int, log_path: Path) -> subpro
         [
             sys.executable, "manage.py", "runlocal", "--port", str(port),
             "--asgi-port", str(harness.free_port()), "--https-port", "0",
+            "--mqtt-port", str(harness.free_port()), "--mqtt-cert-port", "0",
         ],
         env,
         log_path,

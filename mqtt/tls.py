@@ -26,7 +26,7 @@ def server_files(folder: Path, hostnames=("localhost", "127.0.0.1")) -> tuple[Tl
     folder.mkdir(parents=True, exist_ok=True)
     now = timezone.now()
     ca_key = crypto.generate_key(EC_P256)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Gatehouse broker test CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Gatehouse broker CA")])
     ca_cert = crypto.build_ca_certificate(ca_key, ca_name, now, SERVER_DAYS)
     key = crypto.generate_key(EC_P256)
     names = []

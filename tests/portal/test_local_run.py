@@ -1,7 +1,9 @@
 """`make run`: the first administrator, and the local runner that starts and stops everything."""
 
+import queue
 import re
 import signal
+import ssl
 import sys
 import time
 from io import StringIO
@@ -9,12 +11,14 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
+import paho.mqtt.client as paho
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from devices import services
 from devices.models import Device
+from mqtt import topics
 from tests.support.processes import Processes, free_port
 
 # Generous limits: they only end a test that is broken, never one on a busy machine
@@ -67,6 +71,37 @@ def is_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def publish_over_mqtt(processes, port, username, password, topic, value, give_up):
+    """Connect over TLS as a device until the broker accepts it, then publish one value
+    (QoS 1, acknowledged); the broker's answer to that connection."""
+    server_ca = processes.var / "mqtt" / "tls" / "server-ca.pem"
+    while True:
+        answers = queue.Queue()
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="local-run-device")
+        client.username_pw_set(username, password)
+        client.on_connect = lambda client, userdata, flags, reason, properties: answers.put(reason)
+        reason = None
+        try:
+            client.tls_set(ca_certs=str(server_ca), cert_reqs=ssl.CERT_REQUIRED)
+            client.connect("localhost", port)
+        except OSError:
+            pass  # not listening yet, or its certificate not written yet
+        else:
+            client.loop_start()
+            try:
+                reason = answers.get(timeout=REQUEST_SECONDS)
+                if not reason.is_failure:
+                    client.publish(topic, value, qos=1).wait_for_publish(REQUEST_SECONDS)
+                    return reason
+            finally:
+                client.disconnect()
+                client.loop_stop()
+        # Refused until the sync has sent the device's broker client.
+        processes.assert_alive()
+        assert time.monotonic() < give_up, (reason, processes.logs())
+        time.sleep(0.5)
+
+
 def post_form(url: str, body: str, host: str | None = None):
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if host:
@@ -79,7 +114,7 @@ def post_form(url: str, body: str, host: str | None = None):
 def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_path):
     services.whitelist_device(connector, "00000001")
     services.whitelist_device(connector, "00000002")
-    port, asgi_port = free_port(), free_port()
+    port, asgi_port, mqtt_port = free_port(), free_port(), free_port()
     processes = Processes(tmp_path)
     runner = processes.start(
         "runlocal",
@@ -87,6 +122,7 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
             sys.executable, "manage.py", "runlocal", "--port", str(port),
             "--web-workers", "1", "--threads", "2", "--worker-concurrency", "1",
             "--asgi-port", str(asgi_port), "--https-port", "0",
+            "--mqtt-port", str(mqtt_port), "--mqtt-cert-port", "0",
         ],
     )  # fmt: skip
     try:
@@ -105,8 +141,29 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
             host=f"{connector.device_host}:{port}",
         )
         assert by_path.status == by_host.status == 200
-        assert len(by_path.read()) == len(by_host.read()) == 40
+        token = by_path.read().decode()
+        assert len(token) == len(by_host.read()) == 40
         assert Device.objects.filter(status=Device.PROVISIONED).count() == 2
+        # The broker: the device logs in with its token once the sync has sent it, and
+        # what it publishes is stored by the ingest and read back over HTTP.
+        published = publish_over_mqtt(
+            processes, mqtt_port, topics.username(connector.pk, "00000001"), token,
+            f"{topics.namespace(connector.pk, '00000001')}/resource/myalias", "42", give_up,
+        )  # fmt: skip
+        assert not published.is_failure
+        while True:
+            read = urlopen(
+                Request(
+                    f"http://127.0.0.1:{port}/c/{connector.pk}/onep:v1/stack/alias?myalias",
+                    headers={"X-Exosite-CIK": token},
+                ),
+                timeout=REQUEST_SECONDS,
+            )
+            if read.read() == b"myalias=42":
+                break
+            processes.assert_alive()
+            assert time.monotonic() < give_up, processes.logs()
+            time.sleep(0.2)
         # The ASGI server (WebSockets) serves plain HTTP too; it may still be starting.
         while True:
             try:
@@ -118,8 +175,9 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
                 time.sleep(0.2)
         assert asgi.status == 200
         children = descendants(runner.pid)
-        # gunicorn, the Celery worker and beat, and the processes they started.
-        assert len(children) >= 3, processes.logs()
+        # gunicorn, the Celery worker and beat, the broker, its sync and ingest, and the
+        # processes they started.
+        assert len(children) >= 6, processes.logs()
     finally:
         processes.stop(signal.SIGINT)
 

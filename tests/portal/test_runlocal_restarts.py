@@ -68,7 +68,7 @@ def test_a_killed_worker_is_restarted_and_the_web_keeps_answering(tmp_path):
         [
             sys.executable, "manage.py", "runlocal", "--port", str(port),
             "--web-workers", "1", "--threads", "2", "--worker-concurrency", "1",
-            "--asgi-port", "0", "--https-port", "0",
+            "--asgi-port", "0", "--https-port", "0", "--mqtt-port", "0",
         ],
     )  # fmt: skip
     try:

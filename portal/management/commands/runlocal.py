@@ -3,7 +3,8 @@
 `make run` migrates, collects static files and creates the first administrator,
 then calls this. It picks the Procfile's processes the settings call for (web,
 asgi, worker, beat; ingest with DEVICE_WRITE_QUEUE; https when nginx is
-installed), fills in their variables, and runs them under
+installed; the MQTT broker with its sync and ingest when Mosquitto and its
+dynamic-security plugin are), fills in their variables, and runs them under
 core.processes.Supervisor, which restarts one that dies and stops them all on
 Ctrl-C. Once the web server answers it prints the URLs and how to sign in.
 """
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from certificates import devproxy
 from core import processes
+from mqtt import local as local_mqtt
 from portal import setup_local
 
 
@@ -33,6 +35,18 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--https-port", type=int, default=8443, help="nginx with client certificates; 0: off"
+        )
+        parser.add_argument(
+            "--mqtt-port",
+            type=int,
+            default=8883,
+            help="Mosquitto's TLS port for devices with a token or password; 0: no broker",
+        )
+        parser.add_argument(
+            "--mqtt-cert-port",
+            type=int,
+            default=8884,
+            help="Mosquitto's TLS port for devices with client certificates; 0: off",
         )
 
     def commands(self, options) -> tuple[dict[str, str], dict[str, str]]:
@@ -71,6 +85,16 @@ class Command(BaseCommand):
             env["NGINX_DIR"] = str(self.proxy.config_file.parent)
             # The web processes believe the certificate header only with nginx's secret.
             env["PROXY_SHARED_SECRET"] = self.proxy.proxy_secret
+        self.mqtt = None
+        if options["mqtt_port"] and local_mqtt.available():
+            self.mqtt = local_mqtt.prepare(
+                settings.VAR_DIR,
+                host=options["host"],
+                tls_port=options["mqtt_port"],
+                cert_port=options["mqtt_cert_port"],
+            )
+            wanted |= {"mqtt", "mqtt_sync", "mqtt_ingest"}
+            env.update(self.mqtt.environment())
         lines = processes.procfile()
         return {name: line for name, line in lines.items() if name in wanted}, env
 
@@ -115,6 +139,7 @@ class Command(BaseCommand):
             f"   or {base}/c/<connector-id>/",
             *asgi,
             *devproxy.banner_lines(self.proxy, settings.DEVICE_DOMAIN),
+            *(self.mqtt.banner_lines() if self.mqtt else []),
             "Press Ctrl-C to stop.",
             "",
         ]
