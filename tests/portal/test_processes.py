@@ -47,7 +47,10 @@ def supervise(commands: dict[str, str]):
 
 
 def test_the_procfile_names_every_process_make_run_starts():
-    assert set(processes.procfile()) == {"web", "asgi", "worker", "beat", "ingest", "https"}
+    assert set(processes.procfile()) == {
+        *("web", "asgi", "worker", "beat", "ingest", "https"),
+        *("mqtt", "mqtt_sync", "mqtt_ingest"),
+    }
 
 
 def test_a_killed_process_is_started_again_and_what_it_left_behind_is_killed():
