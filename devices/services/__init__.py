@@ -46,6 +46,7 @@ from devices.services.errors import (
 from devices.services.lifecycle import (
     delete_device,
     delete_records,
+    expire_in_batches,
     expire_stale_whitelist,
     log_device_changed,
     purge_old_records,
@@ -103,6 +104,7 @@ __all__ = [
     "delete_device",
     "delete_records",
     "event_row",
+    "expire_in_batches",
     "expire_stale_whitelist",
     "get_connector",
     "log_device_changed",

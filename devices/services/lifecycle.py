@@ -152,10 +152,35 @@ def delete_records(queryset, *, actor: Actor, ip=None) -> int:
 
 
 def expire_stale_whitelist(batch_size: int | None = None) -> int:
-    """Mark whitelisted entries past their window `expired`, in batches.
+    """Mark whitelisted entries past their window `expired`, in batches."""
+    return expire_in_batches(
+        Device,
+        models.Q(status=Device.WHITELISTED),
+        deadline="activation_expires_at",
+        expired=Device.EXPIRED,
+        identity="identity",
+        reason=lambda row: "activation window passed",
+        batch_size=batch_size,
+    )
 
-    Each batch claims its rows under `FOR UPDATE SKIP LOCKED` (PostgreSQL) and
-    the update re-checks the status, so two workers never handle one row twice.
+
+def expire_in_batches(
+    model,
+    pending: models.Q,
+    *,
+    deadline: str,
+    expired: str,
+    identity: str,
+    reason,
+    extra: tuple[str, ...] = (),
+    batch_size: int | None = None,
+) -> int:
+    """Set `status = expired` on the `pending` rows of `model` whose `deadline` has
+    passed, a batch at a time, with an `expire` event for each; the number expired.
+
+    Each batch claims its rows under `FOR UPDATE SKIP LOCKED` (PostgreSQL) and the
+    update re-checks `pending`, so two workers never handle one row twice. `reason`
+    gets each row as (pk, connector_id, identity, *extra).
     """
     batch_size = batch_size or settings.EXPIRY_BATCH_SIZE
     total = 0
@@ -163,24 +188,19 @@ def expire_stale_whitelist(batch_size: int | None = None) -> int:
         now = timezone.now()
         with transaction.atomic():
             rows = list(
-                Device.objects.select_for_update(skip_locked=True)
-                .filter(status=Device.WHITELISTED, activation_expires_at__lte=now)
-                .order_by("activation_expires_at")
-                .values_list("pk", "connector_id", "identity")[:batch_size]
+                model.objects.select_for_update(skip_locked=True)
+                .filter(pending, **{f"{deadline}__lte": now})
+                .order_by(deadline)
+                .values_list("pk", "connector_id", identity, *extra)[:batch_size]
             )
             if not rows:
                 return total
-            claimed = Device.objects.filter(
-                pk__in=[pk for pk, _, _ in rows], status=Device.WHITELISTED
-            ).update(status=Device.EXPIRED)
+            claimed = model.objects.filter(pending, pk__in=[row[0] for row in rows]).update(
+                status=expired
+            )
             Event.objects.bulk_create(
-                Event(
-                    connector_id=connector_id,
-                    identity=identity,
-                    kind=Event.EXPIRE,
-                    reason="activation window passed",
-                )
-                for _, connector_id, identity in rows
+                Event(connector_id=row[1], identity=row[2], kind=Event.EXPIRE, reason=reason(row))
+                for row in rows
             )
         total += claimed
         if len(rows) < batch_size:

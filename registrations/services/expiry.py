@@ -4,7 +4,7 @@ ended registrations and messages past their retention."""
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models
 from django.utils import timezone
 
 from audit.models import Event
@@ -31,39 +31,17 @@ def expire_if_due(registration: Registration, now=None) -> None:
 
 
 def expire_stale_registrations(batch_size: int | None = None) -> int:
-    """Mark pending registrations past their deadline EXPIRED, in batches.
-
-    Rows are claimed under `FOR UPDATE SKIP LOCKED` (PostgreSQL) and the update
-    re-checks the status, so two workers never expire one request twice.
-    """
-    batch_size = batch_size or settings.EXPIRY_BATCH_SIZE
-    total = 0
-    while True:
-        now = timezone.now()
-        with transaction.atomic():
-            rows = list(
-                Registration.objects.select_for_update(skip_locked=True)
-                .filter(status__in=Registration.PENDING, expires_at__lte=now)
-                .order_by("expires_at")
-                .values_list("pk", "connector_id", "vendor_device_id", "rid")[:batch_size]
-            )
-            if not rows:
-                return total
-            claimed = Registration.objects.filter(
-                pk__in=[row[0] for row in rows], status__in=Registration.PENDING
-            ).update(status=Registration.EXPIRED)
-            Event.objects.bulk_create(
-                Event(
-                    connector_id=connector_id,
-                    identity=identity,
-                    kind=Event.EXPIRE,
-                    reason=f"registration {rid} expired before it was completed",
-                )
-                for _, connector_id, identity, rid in rows
-            )
-        total += claimed
-        if len(rows) < batch_size:
-            return total
+    """Mark pending registrations past their deadline EXPIRED, in batches."""
+    return device_services.expire_in_batches(
+        Registration,
+        models.Q(status__in=Registration.PENDING),
+        deadline="expires_at",
+        expired=Registration.EXPIRED,
+        identity="vendor_device_id",
+        extra=("rid",),
+        reason=lambda row: f"registration {row[3]} expired before it was completed",
+        batch_size=batch_size,
+    )
 
 
 def purge_ended_registrations(batch_size: int = 10_000) -> int:
