@@ -1,7 +1,7 @@
 """The broker `make run` starts: a Mosquitto with its dynamic-security plugin in var/mqtt/.
 
 `manage.py runlocal` calls `prepare()` when Debian's mosquitto and its plugin are
-installed, then runs the broker, `mqtt_sync` and `mqtt_ingest` with the other
+installed, then runs the broker, `mqtt_sync`, `mqtt_ingest` and `mqtt_presence` with the other
 processes. What stays in var/mqtt/ from one run to the next:
 
 - `admin-password`: the password of the broker's admin client, made on the first
@@ -48,6 +48,7 @@ class LocalBroker:
             "MQTT_ADMIN_PASSWORD_FILE": str(self.broker.folder / "admin-password"),
             "MQTT_TRUST_DIR": str(self.broker.folder / "trust"),
             "MQTT_BROKER_PID_FILE": str(self.broker.pid_file),
+            "MQTT_BROKER_LOG": str(self.broker.log_path),
         }
 
     def banner_lines(self) -> list[str]:

@@ -69,3 +69,33 @@ class IngestReceipt(models.Model):
 
     def __str__(self):
         return f"{self.client_id} #{self.packet_id}"
+
+
+class Session(models.Model):
+    """A device's live MQTT session, as the broker's log tells it (mqtt.presence).
+
+    One row per broker username while it is connected; the row goes when the
+    session ends. The service clients (sync, ingest) have no device and no row.
+    """
+
+    username = models.CharField(max_length=400, unique=True)
+    client_id = models.CharField(max_length=400, db_index=True)
+    device_id = models.BigIntegerField(db_index=True)
+    connector_id = models.CharField(max_length=34)
+    identity = models.CharField(max_length=160)
+    address = models.CharField(max_length=64)
+    connected_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.username} as {self.client_id}"
+
+
+class LogPosition(models.Model):
+    """How far `manage.py mqtt_presence` has read a broker's log file."""
+
+    path = models.CharField(max_length=500, unique=True)
+    inode = models.BigIntegerField()
+    offset = models.BigIntegerField()
+
+    def __str__(self):
+        return f"{self.path} at {self.offset}"

@@ -406,6 +406,9 @@ MQTT_SYNC_INTERVAL = config.number("MQTT_SYNC_INTERVAL", default=1.0, minimum=0.
 # them (SIGHUP keeps sessions). Empty: certificate trust is managed by hand.
 MQTT_TRUST_DIR = config.text("MQTT_TRUST_DIR", default="")
 MQTT_BROKER_PID_FILE = config.text("MQTT_BROKER_PID_FILE", default="")
+# The broker's log file (connection_messages true), which `manage.py mqtt_presence`
+# follows to know which devices are connected. Empty: not followed.
+MQTT_BROKER_LOG = config.text("MQTT_BROKER_LOG", default="")
 MQTT_PENDING_SECRET_SECONDS = config.integer(
     "MQTT_PENDING_SECRET_SECONDS", default=3600, minimum=60
 )

@@ -49,7 +49,7 @@ def supervise(commands: dict[str, str]):
 def test_the_procfile_names_every_process_make_run_starts():
     assert set(processes.procfile()) == {
         *("web", "asgi", "worker", "beat", "ingest", "https"),
-        *("mqtt", "mqtt_sync", "mqtt_ingest"),
+        *("mqtt", "mqtt_sync", "mqtt_ingest", "mqtt_presence"),
     }
 
 

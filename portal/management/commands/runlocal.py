@@ -93,7 +93,7 @@ class Command(BaseCommand):
                 tls_port=options["mqtt_port"],
                 cert_port=options["mqtt_cert_port"],
             )
-            wanted |= {"mqtt", "mqtt_sync", "mqtt_ingest"}
+            wanted |= {"mqtt", "mqtt_sync", "mqtt_ingest", "mqtt_presence"}
             env.update(self.mqtt.environment())
         lines = processes.procfile()
         return {name: line for name, line in lines.items() if name in wanted}, env
