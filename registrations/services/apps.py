@@ -147,4 +147,5 @@ def pair_by_pin(access: oauth.AppAccess, device_type_id, pin, name, ip) -> Regis
         raise InvalidRequest('"deviceTypeId" must be a string')
     name = pairing.clean_device_name(name)
     registration = pairing.find_pairing_by_pin(access.user, pin, ip, device_type_id)
-    return pairing.confirm_pairing(access.user, registration.rid, name, ip)
+    via = f" from app {access.app.name!r}"
+    return pairing.confirm_pairing(access.user, registration.rid, name, ip, via)

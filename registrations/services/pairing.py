@@ -322,8 +322,9 @@ def pairing_to_confirm(rid) -> Registration:
     return registration
 
 
-def confirm_pairing(user, rid: str, name, ip) -> Registration:
-    """The user claims the request `find_pairing` found for them."""
+def confirm_pairing(user, rid: str, name, ip, via: str = "") -> Registration:
+    """The user claims the request `find_pairing` found for them (`via` names the app
+    that confirmed for them, in the connector's log)."""
     name = clean_device_name(name)
     registration = Registration.objects.filter(rid=rid).first()
     if registration is None:
@@ -354,8 +355,8 @@ def confirm_pairing(user, rid: str, name, ip) -> Registration:
             registration.connector_id,
             registration.vendor_device_id,
             PAIR,
-            f"registration {registration.rid} confirmed by user {user.get_username()} "
-            f"as {name!r}; waiting for the device to complete",
+            f"registration {registration.rid} confirmed by user {user.get_username()}"
+            f"{via} as {name!r}; waiting for the device to complete",
             ip,
         )
     registration.refresh_from_db()

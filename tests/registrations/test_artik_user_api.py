@@ -16,6 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
+from audit.models import Event
 from devices.models import Device
 from registrations.models import Message, Registration
 from registrations.services.registration import public_user_id
@@ -315,6 +316,8 @@ def test_a_right_pin_pairs_once_and_a_locked_request_refuses_the_app(
     assert answer.status_code == 200 and answer.json() == {"data": {"rid": started["rid"]}}
     registration = Registration.objects.get(rid=started["rid"])
     assert registration.user == alice and registration.device_name == "Hall lamp"
+    logged = Event.objects.filter(reason__contains=f"{started['rid']} confirmed").get()
+    assert "by user alice from app 'Acme Home' as 'Hall lamp'" in logged.reason
     # Confirmed, it waits for the device: no longer for a PIN.
     refused(call(mine, "PUT", pin_path, body), 404)
 
@@ -345,6 +348,10 @@ def test_bad_queries_and_bodies_are_400_and_devices_keep_their_calls(
         refused(call(mine, "GET", path), 400)
     for body in [{"sdid": did}, {"sdid": did, "data": STEPS, "ts": -1}, {"data": STEPS}]:
         refused(call(mine, "POST", "/v1.1/messages", body), 400)
+    nul = call(mine, "GET", "/v1.1/messages?sdid=%00&startDate=0&endDate=1")
+    assert nul.status_code == 400 and nul.json()["error"]["code"] == 400
+    pin = {"pin": "QJ39NCBP", "name": "a\u0000b"}
+    refused(call(mine, "PUT", "/v1.1/devices/registrations/pin", pin), 400)
     assert not Message.objects.exists()
     # The same paths still serve the device with its own token and certificate.
     device = secure_client.get(
