@@ -19,21 +19,25 @@ def render(directives: dict[str, list[str]]) -> str:
 
 def allow(**extra: list[str]):
     """Decorate a view: its responses also allow `extra` (e.g. img_src=["data:"])."""
-    additions = {name.replace("_", "-"): sources for name, sources in extra.items()}
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            response = view(*args, **kwargs)
-            policy = dict(settings.CONTENT_SECURITY_POLICY)
-            for name, sources in additions.items():
-                policy[name] = [*policy.get(name, []), *sources]
-            response[HEADER] = render(policy)
-            return response
+            return extend(view(*args, **kwargs), **extra)
 
         return wrapped
 
     return decorator
+
+
+def extend(response, **extra: list[str]):
+    """`response` with the policy that also allows `extra`, for this response only."""
+    policy = dict(settings.CONTENT_SECURITY_POLICY)
+    for name, sources in extra.items():
+        name = name.replace("_", "-")
+        policy[name] = [*policy.get(name, []), *sources]
+    response[HEADER] = render(policy)
+    return response
 
 
 class ContentSecurityPolicyMiddleware:

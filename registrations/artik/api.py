@@ -1,19 +1,26 @@
 """The DRF pieces every ARTIK view shares: a JSON parser and a compact JSON renderer,
-the bearer-token authentication of a secure device, the CORS and Allow headers
-ARTIK answers with, and the dialect's exception handler."""
+the bearer-token authentication of a secure device and of a companion app, the CORS
+and Allow headers ARTIK answers with, and the dialect's exception handler.
+
+Devices and apps call some of the same paths (`/devices/<did>`, `/messages`, …):
+`by_token` sends each call to the device's view or the app's by the kind of its
+token, in one place."""
 
 import json
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import authentication, parsers, permissions, renderers
 from rest_framework.response import Response
 
+from accounts import oauth
 from core import inputs
 from core.net import client_certificate, client_ip
 from device_api.base import DeviceAPIView
 from registrations import services
 from registrations.artik import errors
+from registrations.services import apps
 
 # What ARTIK answers on every /v1.1/ call, preflights included.
 CORS_HEADERS = {
@@ -129,3 +136,50 @@ class DeviceView(ArtikView):
 
     authentication_classes = (SecureDeviceAuthentication,)
     permission_classes = (IsSecureDevice,)
+
+
+class AppAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access token>` an app got from Gatehouse's OAuth 2.0
+    server: `request.user` is the user who allowed the app, `request.auth` the grant
+    (`accounts.oauth.AppAccess`). No certificate: an app is no device."""
+
+    def authenticate(self, request):
+        if request.method == "OPTIONS":
+            return None
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        access = apps.authenticate_app(authorization, client_ip(request))
+        return access.user, access
+
+    def authenticate_header(self, request):
+        return errors.AUTHENTICATE_APP
+
+
+class IsApp(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.method == "OPTIONS" or request.auth is not None
+
+
+class AppView(ArtikView):
+    """A call an app makes for the user who allowed it (docs/apps-and-hubs.md)."""
+
+    authentication_classes = (AppAuthentication,)
+    permission_classes = (IsApp,)
+    dialect_exception_handler = errors.app_exception_handler
+
+
+def is_app_call(request) -> bool:
+    """Whether the call carries an app's access token rather than a device's."""
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return scheme.lower() == "bearer" and oauth.is_app_token(token.strip())
+
+
+def by_token(device_view, app_view):
+    """One path that devices and apps both call: an app's access token goes to
+    `app_view`, anything else (a device's token, none) to `device_view`."""
+    devices, apps_ = device_view.as_view(), app_view.as_view()
+
+    @csrf_exempt
+    def view(request, *args, **kwargs):
+        return (apps_ if is_app_call(request) else devices)(request, *args, **kwargs)
+
+    return view

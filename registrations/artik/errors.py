@@ -20,6 +20,14 @@ STATUS_BY_ERROR = {
     services.WrongNonce: 403,
     services.WrongDevice: 403,
     services.NotAHub: 403,
+    services.MissingScope: 403,
+    services.WrongUser: 403,
+    services.UnknownDevice: 404,
+    services.InvalidPairingInput: 400,
+    services.WrongPairingCode: 404,
+    services.PairingUnavailable: 409,
+    services.PairingExpired: 410,
+    services.PairingLocked: 410,
     services.UnknownDeviceType: 404,
     services.RegistrationNotFound: 404,
     services.AlreadyRegistered: 409,
@@ -29,6 +37,8 @@ STATUS_BY_ERROR = {
     services.RateLimited: 429,
 }
 AUTHENTICATE = 'Bearer realm="device"'
+# An app's token refused (RFC 6750).
+AUTHENTICATE_APP = 'Bearer realm="apps", error="invalid_token"'
 
 
 def refusal(exc: Exception) -> tuple[int, str] | None:
@@ -70,6 +80,14 @@ def exception_handler(exc, context):
             quota_headers(response, exc.quota)
     elif response.status_code == 401:
         response["WWW-Authenticate"] = AUTHENTICATE
+    return response
+
+
+def app_exception_handler(exc, context):
+    """The same answers for the calls of apps, whose 401s name the apps' realm."""
+    response = exception_handler(exc, context)
+    if response is not None and response.status_code == 401:
+        response["WWW-Authenticate"] = AUTHENTICATE_APP
     return response
 
 

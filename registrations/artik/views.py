@@ -201,29 +201,30 @@ class EndNodesView(DeviceView):
         )
 
 
+def device_type_shape(connector) -> dict:
+    """A connector as ARTIK's "device type"."""
+    return {
+        "id": connector.pk,
+        "uniqueName": connector.pk,
+        "name": connector.name,
+        "description": "",
+        "latestVersion": MANIFEST_VERSION,
+        "lastUpdated": milliseconds(connector.created_at),
+        "hasCloudConnector": False,
+        "approved": True,
+        "published": False,
+        "protected": True,
+        "inStore": False,
+        "ownedByCurrentUser": False,
+        "rsp": False,
+        "tags": [],
+    }
+
+
 class DeviceTypeView(DeviceView):
     def get(self, request, dtid, **route):
         connector = services.own_connector(request.auth, dtid, self.ip)
-        return Response(
-            {
-                "data": {
-                    "id": connector.pk,
-                    "uniqueName": connector.pk,
-                    "name": connector.name,
-                    "description": "",
-                    "latestVersion": MANIFEST_VERSION,
-                    "lastUpdated": milliseconds(connector.created_at),
-                    "hasCloudConnector": False,
-                    "approved": True,
-                    "published": False,
-                    "protected": True,
-                    "inStore": False,
-                    "ownedByCurrentUser": False,
-                    "rsp": False,
-                    "tags": [],
-                }
-            }
-        )
+        return Response({"data": device_type_shape(connector)})
 
 
 class NotFoundView(ArtikView):

@@ -9,6 +9,8 @@ table.
 - `messaging`: the registered device authenticates and sends and reads messages;
 - `hubs`: a hub creates, lists and deletes its end nodes and speaks for them;
 - `owners`: the user lists, renames and releases their devices;
+- `apps`: an app the user allowed (OAuth 2.0) reads their devices and messages,
+  sends messages for them and pairs new ones by PIN;
 - `expiry`: deadlines and retention.
 """
 
@@ -22,6 +24,7 @@ from registrations.services.errors import (
     InvalidRequest,
     InvalidToken,
     MessagesRateLimited,
+    MissingScope,
     NotAHub,
     NotConfirmed,
     PairingExpired,
@@ -32,10 +35,12 @@ from registrations.services.errors import (
     RegistrationClosed,
     RegistrationError,
     RegistrationNotFound,
+    UnknownDevice,
     UnknownDeviceType,
     WrongDevice,
     WrongNonce,
     WrongPairingCode,
+    WrongUser,
 )
 from registrations.services.expiry import (
     expire_stale_registrations,
@@ -71,6 +76,7 @@ from registrations.services.pairing import (
     clean_device_name,
     confirm_pairing,
     find_pairing,
+    find_pairing_by_pin,
     new_pin,
     normalize_pin,
     normalize_serial_suffix,
@@ -94,6 +100,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidToken",
     "MessagesRateLimited",
+    "MissingScope",
     "NotAHub",
     "NotConfirmed",
     "PairingExpired",
@@ -104,10 +111,12 @@ __all__ = [
     "RegistrationClosed",
     "RegistrationError",
     "RegistrationNotFound",
+    "UnknownDevice",
     "UnknownDeviceType",
     "WrongDevice",
     "WrongNonce",
     "WrongPairingCode",
+    "WrongUser",
     "authenticate_secure_device",
     "awaiting_completion",
     "clean_device_name",
@@ -121,6 +130,7 @@ __all__ = [
     "end_nodes",
     "expire_stale_registrations",
     "find_pairing",
+    "find_pairing_by_pin",
     "initiate_registration",
     "is_hub",
     "latest_messages",

@@ -96,6 +96,22 @@ class PairingUnavailable(RegistrationError):
     default_message = "This pairing request is no longer waiting for you to confirm it."
 
 
+class MissingScope(RegistrationError):
+    """An app's token was not granted the scope a call needs."""
+
+    default_message = "this access token was not granted the scope this call needs"
+
+
+class WrongUser(RegistrationError):
+    default_message = "an app reads only the user who allowed it"
+
+
+class UnknownDevice(RegistrationError):
+    """Not one of the user's devices: another user's and none at all are alike."""
+
+    default_message = "no such device"
+
+
 class NotAHub(RegistrationError):
     default_message = "this device's type does not act as a hub"
 

@@ -100,6 +100,23 @@ def post_message(
     """Store one message from an authenticated secure device (REST or WebSocket),
     with the time the device says it sent it when it says one."""
     target = _speaks_for(device, sdid, ip)
+    via = channel if target is device else f"{channel} from hub {device.secure.did}"
+    return _store(target, data, channel, via, ip, sent_at, seen={device, target})
+
+
+def post_message_for_owner(
+    device: Device, data, via: str, ip, sent_at=None
+) -> tuple[Message, Quota]:
+    """Store one message an app sends for a device of the user who allowed it (the
+    caller checked the device is theirs): the device's own allowance, as if it sent it."""
+    return _store(device, data, Message.REST, via, ip, sent_at, seen=set())
+
+
+def _store(
+    target: Device, data, channel: str, via: str, ip, sent_at, seen: set
+) -> tuple[Message, Quota]:
+    """One message of `target`, counted against its allowance; `seen` are the devices
+    that spoke (their last-seen stamps move)."""
     if data is None:
         raise InvalidRequest('"data" is required')
     encoded = json.dumps(data, separators=(",", ":"))
@@ -107,7 +124,6 @@ def post_message(
         raise InvalidRequest(f'"data" is larger than {settings.DEVICE_MAX_BODY_BYTES} bytes')
     quota = _spend_message_quota(target)
     now = timezone.now()
-    via = channel if target is device else f"{channel} from hub {device.secure.did}"
     with transaction.atomic():
         message = Message.objects.create(
             device=target, data=data, channel=channel, source_ip=ip, sent_at=sent_at
@@ -119,7 +135,6 @@ def post_message(
             f"message {message.mid} via {via}: {encoded[:300]}",
             ip,
         )
-        seen = {device, target}
         for each in seen:
             if each.last_seen_at is None or (now - each.last_seen_at).total_seconds() >= 30:
                 Device.objects.filter(pk=each.pk).update(last_seen_at=now, last_ip=ip)
@@ -186,14 +201,16 @@ def latest_messages(device: Device, dids: list[str], count: int, field: str | No
         raise _refuse_other(device, f"messages of {','.join(others)}", ip)
     sources = {device} if len(others) < len(dids) else set()
     sources.update(hubs.end_node(device, did, ip) for did in others)
-    since_owned = Q()
+    return list(messages_since_owned(sources, field).order_by("-id")[: min(count, MOST_RECENT)])
+
+
+def messages_since_owned(sources, field: str | None = None):
+    """The messages of the devices `sources` since each became its current owner's,
+    only those holding `field` when one is named."""
+    since_owned = Q(pk__in=[])
     for source in sources:
         since_owned |= Q(device=source, created_at__gte=source.secure.registered_at)
-    messages = (
-        Message.objects.filter(since_owned)
-        .select_related("device__secure", "device__owner")
-        .order_by("-id")
-    )
+    messages = Message.objects.filter(since_owned).select_related("device__secure", "device__owner")
     if field:
         messages = messages.filter(data__has_key=field)
-    return list(messages[: min(count, MOST_RECENT)])
+    return messages

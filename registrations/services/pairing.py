@@ -152,6 +152,45 @@ def find_pairing(user, pin, suffix, ip) -> Registration:
     raise WrongPairingCode()
 
 
+def find_pairing_by_pin(user, pin, ip, device_type_id=None) -> Registration:
+    """The request waiting under this PIN, for an app that pairs for `user` (the ARTIK
+    user API's `PUT /devices/registrations/pin`): the PIN alone, narrowed to one
+    device type when the app names one.
+
+    The guess is spent from the same account budget as the pairing page's
+    (RATE_LIMIT_PAIRING_FAILURES, given back when the guess is right), and a right PIN
+    is judged as there: a locked, ended or spent request refuses, and a user who spent
+    their own share of guesses there is answered as if the PIN were wrong. A wrong PIN
+    names no request (the serial digits, which the page asks for, are what point at
+    one), so it is counted against the account only: counting it at every request
+    waiting would let a few accounts lock every device of a type.
+    """
+    pin = normalize_pin(pin)
+    failures = ratelimit.Rate.parse(settings.RATE_LIMIT_PAIRING_FAILURES)
+    guess = ratelimit.spend("pairfail", str(user.pk), failures)
+    now = timezone.now()
+    candidates = Registration.objects.filter(pin_hash=pin_digest(pin)).filter(
+        Q(status=Registration.PENDING_USER_CONFIRMATION)
+        | Q(status=Registration.EXPIRED, expires_at__gt=now - RECENTLY_ENDED)
+    )
+    if device_type_id is not None:
+        candidates = candidates.filter(connector_id=device_type_id)
+    registration = candidates.order_by("-id").first()
+    if registration is not None:
+        guess.give_back()
+        return _judge_right_guess(registration, user, now)
+    username = user.get_username()
+    logger.info("user %s: wrong pairing PIN from an app", username)
+    if guess.remaining == 0:
+        logger.warning(
+            "user %s slowed down after %s wrong pairing guesses within %s s",
+            username,
+            failures.count,
+            failures.seconds,
+        )
+    raise WrongPairingCode("No device waiting to be paired matches that PIN.")
+
+
 def _guess_allowed(now):
     """A request still taking guesses: waiting for its user, unlocked, in time, and
     with guesses left."""
@@ -283,8 +322,9 @@ def pairing_to_confirm(rid) -> Registration:
     return registration
 
 
-def confirm_pairing(user, rid: str, name, ip) -> Registration:
-    """The user claims the request `find_pairing` found for them."""
+def confirm_pairing(user, rid: str, name, ip, via: str = "") -> Registration:
+    """The user claims the request `find_pairing` found for them (`via` names the app
+    that confirmed for them, in the connector's log)."""
     name = clean_device_name(name)
     registration = Registration.objects.filter(rid=rid).first()
     if registration is None:
@@ -315,8 +355,8 @@ def confirm_pairing(user, rid: str, name, ip) -> Registration:
             registration.connector_id,
             registration.vendor_device_id,
             PAIR,
-            f"registration {registration.rid} confirmed by user {user.get_username()} "
-            f"as {name!r}; waiting for the device to complete",
+            f"registration {registration.rid} confirmed by user {user.get_username()}"
+            f"{via} as {name!r}; waiting for the device to complete",
             ip,
         )
     registration.refresh_from_db()

@@ -11,7 +11,7 @@ from django.contrib.auth.hashers import check_password, identify_hasher
 from django.test import Client
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
-from accounts import oauth
+from accounts import oauth, oauth_views
 from audit.models import Event
 from tests.support import oauth as flow
 
@@ -185,7 +185,8 @@ def test_client_credentials_act_for_the_maker_with_the_secret_only(owner):
         {
             "grant_type": "client_credentials",
             "client_id": script.client_id,
-            "client_secret": script.secret[:-1] + "x",
+            # Its last character changed (to one it is not already).
+            "client_secret": script.secret[:-1] + ("x" if script.secret[-1] != "x" else "y"),
         },
     )
     assert wrong.status_code == 401
@@ -300,3 +301,23 @@ def test_revoking_touches_only_the_signed_in_users_grant(app, end_user, owner, e
     assert oauth.app_access(mine["access_token"]) is not None
     assert end_user_browser.get("/my/apps/99999/revoke/").status_code == 405
     assert end_user_browser.post("/my/apps/99999/revoke/").status_code == 302
+
+
+def test_the_consent_page_lets_its_form_lead_to_the_apps_redirect_uri_only(app, end_user_browser):
+    """Browsers hold the redirect after the consent form to the page's form-action."""
+    _, challenge = flow.pkce()
+    params = flow.authorize_params(app, "users:read", challenge)
+    shown = end_user_browser.get(flow.AUTHORIZE, params)
+    policy = dict(
+        directive.split(" ", 1) for directive in shown["Content-Security-Policy"].split("; ")
+    )
+    assert policy["form-action"] == "'self' https://app.example"
+    assert policy["default-src"] == "'self'"
+    refused = end_user_browser.get(
+        flow.AUTHORIZE, {**params, "redirect_uri": "https://evil.example/callback"}
+    )
+    assert refused.status_code == 400
+    assert "form-action 'self';" in refused["Content-Security-Policy"]
+    assert "evil" not in refused["Content-Security-Policy"]
+    assert oauth_views.redirect_origin("https://app.example:8443/cb") == "https://app.example:8443"
+    assert oauth_views.redirect_origin("https://a.example;script-src *") is None

@@ -46,9 +46,10 @@ def assert_error(response, status: int) -> str:
         ("GET", "/v1.1/nowhere"),
         ("POST", "/v1.1/cert/devices"),
         ("DELETE", "/v1.1/messages/last/extra"),
-        # The user side of ARTIK (apps signed in as a user) is not served.
-        ("GET", "/v1.1/users/self"),
-        ("PUT", "/v1.1/devices/registrations/pin"),
+        # The user side of ARTIK beyond the calls of apps (test_artik_user_api.py).
+        ("GET", "/v1.1/users/self/properties"),
+        ("GET", "/v1.1/users/0c9adcb292124f08955f11ea65c77e5d/rules"),
+        ("GET", "/v1.1/devices/registrations/pin/extra"),
         ("POST", "/v1.1/accounts/token"),
         ("GET", "/v1.1/devices/0c9adcb292124f08955f11ea65c77e5d/status"),
         ("PROPFIND", "/v1.1/"),

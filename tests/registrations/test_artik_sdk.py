@@ -5,7 +5,6 @@ and its TLS client certificate, as a device maker would set them."""
 import json
 
 import pytest
-import urllib3
 from artikcloud import ApiClient, Configuration, DevicesApi, DeviceTypesApi, MessagesApi
 from artikcloud.apis import UsersApi
 from artikcloud.models import Message as SdkMessage
@@ -13,38 +12,10 @@ from artikcloud.rest import ApiException
 
 from devices.models import Device
 from registrations.models import Message
-from tests.support.secure_devices import REGISTRATIONS, pair, serial_suffix_of
+from tests.support.secure_devices import TlsDevice
 from tests.support.tls import make_certificate
 
 STEPS = {"stepCount": 100, "timeInBed": 200, "asleepTime": 10, "calories": 150}
-
-
-class TlsDevice:
-    """A secure device over real TLS with its client certificate (urllib3, as the SDK uses)."""
-
-    def __init__(self, frontend, cert_file, key_file):
-        self.base = frontend.url
-        self.http = urllib3.PoolManager(
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=str(frontend.ca_file),
-            cert_file=str(cert_file),
-            key_file=str(key_file),
-        )
-
-    def call(self, method: str, path: str, body=None, headers=None):
-        headers = {"Accept": "application/json", **(headers or {})}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            body = json.dumps(body)
-        return self.http.request(method, self.base + path, body=body, headers=headers)
-
-    def register(self, connector, browser, issued, vendor_device_id="a1b2c3d4") -> dict:
-        """The whole secure registration: initiate, the user pairs, complete."""
-        body = {"deviceTypeId": connector.pk, "vendorDeviceId": vendor_device_id}
-        started = self.call("POST", REGISTRATIONS, body).json()["data"]
-        assert pair(browser, connector, started["pin"], serial_suffix_of(issued)).status_code == 302
-        done = self.call("PUT", f"{REGISTRATIONS}/{started['rid']}", {"nonce": started["nonce"]})
-        return done.json()["data"]
 
 
 @pytest.fixture
@@ -161,8 +132,12 @@ def test_calls_gatehouse_does_not_serve_answer_json_errors_not_pages(
 ):
     client = sdk(secure_frontend, registered["accessToken"], *device_files)
     with pytest.raises(ApiException) as refused:
-        UsersApi(client).get_self()
+        UsersApi(client).get_user_properties(registered["uid"])
     assert error_of(refused.value) == {"code": 404, "message": "no such call"}
+    # The calls of apps take an app's token, never a device's.
+    with pytest.raises(ApiException) as refused:
+        UsersApi(client).get_self()
+    assert error_of(refused.value)["code"] == 401
 
 
 def test_a_sibling_certificate_cannot_use_the_token(

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import urllib3
 import uvicorn
 from django.conf import settings
 from django.db import connections
@@ -139,6 +140,34 @@ def register(client, browser, connector, vendor_device_id: str = "a1b2c3d4") -> 
     assert paired.status_code == 302, paired.content.decode()
     done = client.complete(started["rid"], started["nonce"]).json()["data"]
     return {"rid": started["rid"], **done}
+
+
+class TlsDevice:
+    """A secure device over real TLS with its client certificate (urllib3, as the SDK uses)."""
+
+    def __init__(self, frontend, cert_file, key_file):
+        self.base = frontend.url
+        self.http = urllib3.PoolManager(
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=str(frontend.ca_file),
+            cert_file=str(cert_file),
+            key_file=str(key_file),
+        )
+
+    def call(self, method: str, path: str, body=None, headers=None):
+        headers = {"Accept": "application/json", **(headers or {})}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        return self.http.request(method, self.base + path, body=body, headers=headers)
+
+    def register(self, connector, browser, issued, vendor_device_id="a1b2c3d4") -> dict:
+        """The whole secure registration: initiate, the user pairs, complete."""
+        body = {"deviceTypeId": connector.pk, "vendorDeviceId": vendor_device_id}
+        started = self.call("POST", REGISTRATIONS, body).json()["data"]
+        assert pair(browser, connector, started["pin"], serial_suffix_of(issued)).status_code == 302
+        done = self.call("PUT", f"{REGISTRATIONS}/{started['rid']}", {"nonce": started["nonce"]})
+        return done.json()["data"]
 
 
 def registration(rid: str) -> Registration:
