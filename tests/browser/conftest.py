@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -19,6 +19,8 @@ LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # How long Playwright waits for a page or an element: generous, for a busy machine.
 STEP_TIMEOUT_MS = 60_000
+# Playwright's assertions have a clock of their own (5 s unless told).
+expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 
 def pytest_collection_modifyitems(config, items):
