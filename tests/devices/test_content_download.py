@@ -90,15 +90,18 @@ def test_murano_clients_content_calls_work_unchanged(app_server, stored, monkeyp
         murano_token=token,
         http_timeout=120,
     )
-    listing = client._http_listContent()
-    assert (listing.status_code, listing.text) == (200, "firmware.bin")
-    info = client._http_getContentInfo("firmware.bin")
-    assert info.status_code == 200
-    assert info.text.startswith(f"application/octet-stream,{SIZE},")
-    download = client._http_getContent("firmware.bin", stream=True)
-    assert download.status_code == 200
-    digest = hashlib.sha256()
-    with download:
-        for chunk in download.iter_content(chunk_size=1024 * 1024):
-            digest.update(chunk)
+    try:
+        listing = client._http_listContent()
+        assert (listing.status_code, listing.text) == (200, "firmware.bin")
+        info = client._http_getContentInfo("firmware.bin")
+        assert info.status_code == 200
+        assert info.text.startswith(f"application/octet-stream,{SIZE},")
+        download = client._http_getContent("firmware.bin", stream=True)
+        assert download.status_code == 200
+        digest = hashlib.sha256()
+        with download:
+            for chunk in download.iter_content(chunk_size=1024 * 1024):
+                digest.update(chunk)
+    finally:
+        client.close_session()
     assert digest.hexdigest() == expected
