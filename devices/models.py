@@ -109,6 +109,9 @@ class Device(models.Model):
     auth_mode = models.CharField(max_length=11, choices=Connector.AUTH_MODES, blank=True)
     activation_expires_at = models.DateTimeField(null=True, blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
+    # Given a secret by Gatehouse (devices.services.secrets): first seen by this time,
+    # or its registration ends (expired, credentials dropped).
+    connect_by = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_ip = models.GenericIPAddressField(null=True, blank=True)

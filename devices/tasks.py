@@ -7,8 +7,9 @@ from devices import bulk, imports, services
 
 @shared_task
 def expire_whitelist() -> int:
-    """Periodic: mark whitelist entries past their activation window expired."""
-    return services.expire_stale_whitelist()
+    """Periodic: mark whitelist entries past their activation window expired, and end
+    the registration of devices given a secret and not seen in time."""
+    return services.expire_stale_whitelist() + services.end_unconnected()
 
 
 @shared_task

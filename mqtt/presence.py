@@ -24,12 +24,16 @@ import logging
 import os
 import re
 from datetime import datetime
+from ipaddress import ip_address
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import Event
+from devices.models import Device
 from devices.services import record_event
 from mqtt.models import BrokerClient, LogPosition, Session
 
@@ -87,7 +91,7 @@ def connected(username: str, client_id: str, address: str, at: datetime) -> None
     client = BrokerClient.objects.filter(username=username).first()
     if client is None:
         return  # Gatehouse's own sync and ingest, or a client it did not make
-    ip = address.rsplit(":", 1)[0].strip("[]")
+    ip = peer_ip(address)
     with transaction.atomic():
         Session.objects.update_or_create(
             username=username,
@@ -96,9 +100,13 @@ def connected(username: str, client_id: str, address: str, at: datetime) -> None
                 "device_id": client.device_id,
                 "connector_id": client.connector_id,
                 "identity": client.identity,
-                "address": ip,
+                "address": ip or "",
                 "connected_at": at,
             },
+        )
+        # Seen: a device given a secret (devices.services.issued) has connected in time.
+        Device.objects.filter(pk=client.device_id).update(
+            first_seen_at=Coalesce("first_seen_at", Value(at)), last_seen_at=at, last_ip=ip
         )
         record_event(
             client.connector_id,
@@ -107,6 +115,14 @@ def connected(username: str, client_id: str, address: str, at: datetime) -> None
             f"as client {client_id[:100]} with username {username[:200]}",
             ip,
         )
+
+
+def peer_ip(address: str) -> str | None:
+    """The IP address of "<ip>:<port>" as Mosquitto writes it (IPv6 unbracketed)."""
+    try:
+        return str(ip_address(address.rsplit(":", 1)[0].strip("[]")))
+    except ValueError:
+        return None
 
 
 def ended(client_id: str, how: str) -> None:

@@ -112,6 +112,30 @@ class ResetSerializer(serializers.Serializer):
     )
 
 
+class SecretRequestSerializer(serializers.Serializer):
+    secret = StrictCharField(
+        required=False,
+        trim_whitespace=False,
+        min_length=services.MIN_PASSWORD_BYTES,
+        max_length=services.MAX_PASSWORD_BYTES,
+        help_text=(
+            "Password mode only: the secret to give the device; Gatehouse makes one "
+            "(32 characters) if absent. Token mode always makes the token."
+        ),
+    )
+
+
+class IssuedSecretSerializer(serializers.Serializer):
+    identity = serializers.CharField()
+    auth_mode = serializers.CharField(
+        help_text="`token` (sent as `Authorization: Token …`) or `password` (HTTP Basic)."
+    )
+    secret = serializers.CharField(help_text="Shown this once; Gatehouse keeps only its hash.")
+    connect_by = serializers.DateTimeField(
+        help_text="The device must be seen (HTTP or MQTT) by then, or its registration ends."
+    )
+
+
 # Unix seconds as devices send them: up to year 5138, at most microseconds.
 UNIX_SECONDS = r"[0-9]{1,11}(\.[0-9]{1,6})?"
 # A date alone is not a date-time, which the schema promises.

@@ -25,6 +25,11 @@ urlpatterns = [
         views.DeviceViewSet.as_view({"post": "revoke"}),
         name="api-device-revoke",
     ),
+    path(
+        "devices/<path:identity>/secret",
+        views.DeviceViewSet.as_view({"post": "secret"}),
+        name="api-device-secret",
+    ),
     path("devices/<path:identity>/data/", views.DeviceDataView.as_view(), name="api-device-data"),
     path("devices/<path:identity>/", device_detail, name="api-device-detail"),
     path("events/", views.EventListView.as_view(), name="api-event-list"),

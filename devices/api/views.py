@@ -26,7 +26,9 @@ from devices.api.serializers import (
     DeviceUpdateSerializer,
     EventFilterSerializer,
     EventSerializer,
+    IssuedSecretSerializer,
     ResetSerializer,
+    SecretRequestSerializer,
     WhitelistSerializer,
 )
 from devices.models import DataPoint, Device, identity_names
@@ -37,6 +39,8 @@ STATUS_BY_ERROR = {
     services.AlreadyWhitelisted: status.HTTP_409_CONFLICT,
     services.AlreadyProvisioned: status.HTTP_409_CONFLICT,
     services.InvalidTransition: status.HTTP_409_CONFLICT,
+    services.UnsupportedAuth: status.HTTP_409_CONFLICT,
+    services.WindowExpired: status.HTTP_409_CONFLICT,
     services.DeviceError: status.HTTP_400_BAD_REQUEST,
 }
 IDENTITY = OpenApiParameter(
@@ -187,6 +191,40 @@ class DeviceViewSet(
             ip=client_ip(request),
         )
         return Response(DeviceSerializer(device).data)
+
+    @extend_schema(
+        summary="Provision the whitelisted device now with a secret it is given (shown once)",
+        description=(
+            "For firmware given its credential at the factory: the device is provisioned "
+            "as its activation would provision it and must then be seen, over HTTP or "
+            "MQTT, within the connector's activation window (`connect_by`), or its "
+            "registration ends."
+        ),
+        parameters=[CONNECTOR_ID, IDENTITY],
+        request=SecretRequestSerializer,
+        responses={201: IssuedSecretSerializer},
+    )
+    def secret(self, request, *args, **kwargs):
+        serializer = SecretRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = self.get_device()
+        secret, connect_by = services.issue_secret(
+            device,
+            secret=serializer.validated_data.get("secret"),
+            actor=self.actor(),
+            ip=client_ip(request),
+        )
+        issued = {
+            "identity": device.identity,
+            "auth_mode": device.connector.auth_mode,
+            "secret": secret,
+            "connect_by": connect_by,
+        }
+        return Response(
+            IssuedSecretSerializer(issued).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @extend_schema(
         summary="Revoke every credential of the device",

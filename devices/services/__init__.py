@@ -43,6 +43,7 @@ from devices.services.errors import (
     UnsupportedAuth,
     WindowExpired,
 )
+from devices.services.issued import end_unconnected, issue_secret
 from devices.services.lifecycle import (
     delete_device,
     delete_records,
@@ -104,11 +105,13 @@ __all__ = [
     "delete_device",
     "delete_records",
     "event_row",
+    "end_unconnected",
     "expire_in_batches",
     "expire_stale_whitelist",
     "get_connector",
     "log_device_changed",
     "hash_token",
+    "issue_secret",
     "new_token",
     "purge_old_records",
     "read_latest",

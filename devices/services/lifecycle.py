@@ -14,7 +14,7 @@ from devices.services.errors import InvalidTransition
 from devices.services.whitelist import activation_deadline, validate_tags
 
 
-def _drop_credentials(device: Device, now) -> None:
+def drop_credentials(device: Device, now) -> None:
     device.credentials.filter(state__in=[Credential.ACTIVE, Credential.INACTIVE]).update(
         state=Credential.REVOKED, revoked_at=now
     )
@@ -26,12 +26,13 @@ def reset_device(
     """Back to whitelisted with a fresh window and no credentials."""
     now = timezone.now()
     with transaction.atomic():
-        _drop_credentials(device, now)
+        drop_credentials(device, now)
         Device.objects.filter(pk=device.pk).update(
             status=Device.WHITELISTED,
             activation_expires_at=activation_deadline(device.connector, window_seconds),
             provisioned_at=None,
             auth_mode="",
+            connect_by=None,
         )
         record_event(
             device.connector_id, device.identity, Event.RESET, str(actor or ""), ip, actor=actor
@@ -47,7 +48,7 @@ def revoke_device(device: Device, *, actor: Actor | None = None, ip=None) -> Dev
         raise InvalidTransition("the device is already revoked")
     now = timezone.now()
     with transaction.atomic():
-        _drop_credentials(device, now)
+        drop_credentials(device, now)
         Device.objects.filter(pk=device.pk).update(status=Device.REVOKED)
         record_event(
             device.connector_id, device.identity, Event.REVOKE, str(actor or ""), ip, actor=actor

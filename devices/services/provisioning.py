@@ -103,7 +103,7 @@ def activate_device(
         if not connector.allows_ip(ip):
             raise IpNotAllowed()
         identity = validate_identity(connector, identity)
-        token = _provision(connector, identity, password, ip)
+        token = provision(connector, identity, password, ip)
     except (DeviceError, RateLimited) as exc:
         reason = getattr(exc, "message", str(exc))
         record_event(connector.pk, identity, Event.PROVISION_FAILED, reason, ip)
@@ -163,7 +163,7 @@ def _claim(connector: Connector, identity: str, password: str | None, now, ip) -
     return token
 
 
-def _provision(connector: Connector, identity: str, password: str | None, ip) -> str | None:
+def provision(connector: Connector, identity: str, password: str | None, ip) -> str | None:
     """The one activation, the same on every database: claim the whitelisted row;
     if there is none, say why, or (self-registration) whitelist it and claim it."""
     now = timezone.now()

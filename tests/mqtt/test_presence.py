@@ -1,12 +1,14 @@
 """Which devices are connected over MQTT, read from the broker's own log (mqtt.presence)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import Event
 from devices import services
+from devices.models import Device
 from mqtt import presence, sync, topics
 from mqtt.models import Session
 from tests.mqtt.conftest import eventually
@@ -92,6 +94,21 @@ def test_a_revoked_devices_session_ends_as_kicked(
     assert kinds(connector) == [Event.MQTT_CONNECT, Event.MQTT_KICKED]
 
 
+def test_a_device_given_a_secret_at_registration_connects_with_it_and_is_seen(
+    connector, whitelist, dynsec_client, follower, mqtt_device
+):
+    device = whitelist(connector, "00000052")
+    secret, _ = services.issue_secret(device)
+    sync.flush(dynsec_client)
+    Device.objects.filter(pk=device.pk).update(connect_by=timezone.now() - timedelta(seconds=1))
+    live = mqtt_device(topics.username(connector.pk, "00000052"), secret, tls_port=True)
+    assert live.accepted()
+    eventually(lambda: follower.step() is not None and Session.objects.exists(), "no session")
+    device.refresh_from_db()
+    assert device.last_seen_at is not None and device.first_seen_at is not None
+    assert services.end_unconnected() == 0
+
+
 def test_service_clients_and_unknown_usernames_leave_no_session(follower, mosquitto, mqtt_device):
     assert not mqtt_device("dt" + "0" * 32 + "/nobody", "wrong").accepted()
     follower.step()
@@ -146,3 +163,16 @@ def test_a_rotated_or_truncated_log_is_read_again_from_its_start(tmp_path, db):
     assert follower.step() == 0
     log.write_text("4: mosquitto version 2.0.11 running\n5: x\n")  # a new file
     assert follower.step() == 2
+
+
+@pytest.mark.parametrize(
+    "address, ip",
+    [
+        ("10.0.0.7:51234", "10.0.0.7"),
+        ("::1:40001", "::1"),
+        ("[fe80::1]:5", "fe80::1"),
+        ("x:1", None),
+    ],
+)
+def test_the_peer_address_is_read_without_its_port(address, ip):
+    assert presence.peer_ip(address) == ip
