@@ -56,6 +56,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "provisioned_at",
             "last_seen_at",
             "auth_mode",
+            "connect_by",
         ]
         read_only_fields = fields
 

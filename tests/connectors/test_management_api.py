@@ -31,6 +31,7 @@ DEVICE_FIELDS = {
     "provisioned_at",
     "last_seen_at",
     "auth_mode",
+    "connect_by",
 }
 
 
