@@ -43,6 +43,12 @@ ACTIONS = {
         "button": "Revoke",
         "danger": True,
     },
+    # Provision now with a secret shown once (devices.services.issued).
+    "secret": {
+        "service": services.issue_secret,
+        "button": "Give it a secret",
+        "danger": False,
+    },
 }
 
 
@@ -185,10 +191,12 @@ def device_action(request, connector_id, device_id, action):
         return redirect("devices:detail", connector_id=connector.pk, device_id=device.pk)
     if request.method == "POST":
         try:
-            ACTIONS[action]["service"](device, actor=actor(request), ip=client_ip(request))
+            done = ACTIONS[action]["service"](device, actor=actor(request), ip=client_ip(request))
         except services.DeviceError as exc:
             messages.error(request, exc.message)
         else:
+            if action == "secret":
+                return secret_issued(request, connector, device, *done)
             done = "revoked" if action == "revoke" else "back to whitelisted with a fresh window"
             messages.success(request, f"{device.identity} is {done}.")
         return redirect("devices:detail", connector_id=connector.pk, device_id=device.pk)
@@ -201,6 +209,17 @@ def device_action(request, connector_id, device_id, action):
         danger=ACTIONS[action]["danger"],
     )
     return render(request, "devices/confirm.html", context)
+
+
+def secret_issued(request, connector, device, secret, connect_by):
+    """The one page that shows a secret Gatehouse gave a device; never stored by the browser."""
+    context = connector_context(request, connector, "devices")
+    context.update(
+        device=device, secret=secret, connect_by=connect_by, auth_mode=connector.auth_mode
+    )
+    response = render(request, "devices/secret.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Add many devices (CSV) -----------------------------------------------------

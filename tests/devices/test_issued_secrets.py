@@ -2,9 +2,11 @@
 credential at the factory: shown once, stored hashed, the device must be seen within
 the connector's activation window or its registration ends."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Event
@@ -144,3 +146,30 @@ def test_what_cannot_be_given_a_secret_is_refused(
 
 def cert_identity(connector) -> str:
     return "0" * connector.identity_length if connector.identity_length else "device-1"
+
+
+def test_the_portal_gives_a_secret_once_after_a_confirmation(
+    connector, whitelist, owner_client, device_client
+):
+    device = whitelist(connector, "00000001")
+    page = reverse("devices:detail", args=[connector.pk, device.pk])
+    action = reverse("devices:action", args=[connector.pk, device.pk, "secret"])
+    assert action in owner_client.get(page).content.decode()
+    assert "shows its token once" in owner_client.get(action).content.decode()
+    response = owner_client.post(action)
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    token = re.search(
+        r'<pre class="code secret"><code>([A-Za-z0-9_-]+)</code>', response.content.decode()
+    )[1]
+    assert device_client.write("myalias=1", f"Token {token}").status_code == 204
+    # Provisioned: no button, and asking again shows no secret.
+    assert action not in owner_client.get(page).content.decode()
+    again = owner_client.post(action, follow=True).content.decode()
+    assert "only a whitelisted device can be given a secret" in again and token not in again
+
+
+def test_a_maker_without_the_connector_cannot_give_a_secret(connector, whitelist, other_browser):
+    device = whitelist(connector, "00000001")
+    action = reverse("devices:action", args=[connector.pk, device.pk, "secret"])
+    assert other_browser.post(action).status_code == 404
+    assert Device.objects.get().status == Device.WHITELISTED
