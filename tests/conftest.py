@@ -5,11 +5,13 @@ audit trail) are plugins, listed in `pytest_plugins`; a folder's own fixtures ar
 its conftest.py.
 """
 
+import gc
 import itertools
 
+import psycopg
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client, override_settings
 
 from accounts.services import grant_device_maker
@@ -50,6 +52,16 @@ def _no_stray_database_sessions(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+    close_abandoned_connections()
+
+
+def close_abandoned_connections() -> None:
+    """Close the connections of those threads on our side too: left to the garbage
+    collector, each would warn that it was deleted while open, after the last test."""
+    kept = {id(wrapper.connection) for wrapper in connections.all(initialized_only=True)}
+    for thing in gc.get_objects():
+        if isinstance(thing, psycopg.Connection) and id(thing) not in kept and not thing.closed:
+            thing.close()
 
 
 @pytest.fixture(autouse=True)
