@@ -7,10 +7,13 @@ Recreates a PostgreSQL database (`bench_console`, dropped and recreated; --datab
 change it) and flushes a Redis db (15 by default, --redis), runs the migrations, and
 fills them the way a large fleet looks: one connector with --devices devices in every
 status (60 % provisioned, 20 % whitelisted, 10 % expired, 10 % revoked), with names,
-one or two tags and last-seen times spread over a month, and --events log lines over
-the last 30 days (activations, writes, refusals with their reasons); a second connector
-holds --other-devices more, so every query has to keep to its connector. Each table is
-filled by one INSERT … SELECT over generate_series, its columns read from the models.
+last-seen times spread over a month and two or three tags: a site every 50th device
+shares (spread over the whole table, the worst case for reading the rows a tag
+matches), an import batch of 20,000 consecutive devices, and a rare firmware tag; and
+--events log lines over the last 30 days (activations, writes, refusals with their
+reasons); a second connector holds --other-devices more, so every query has to keep to
+its connector. Each table is filled by one INSERT … SELECT over generate_series, its
+columns read from the models.
 
 Then it asks each page of the scenarios below through Django's test client, in this
 process (the full middleware stack, no HTTP server): a warm-up round, then --runs
@@ -64,6 +67,7 @@ SCENARIOS = [
     Scenario("devices: search 00042", "devices", "q=00042", DEVICES_TAB_MS),
     Scenario("devices: search, no match", "devices", "q=99999", DEVICES_TAB_MS),
     Scenario("devices: tag site=building-7", "devices", "tag=site%3Dbuilding-7", DEVICES_TAB_MS),
+    Scenario("devices: tag batch=b7", "devices", "tag=batch%3Db7", DEVICES_TAB_MS),
     Scenario("devices: rare tag", "devices", "tag=firmware%3D2.4.1-rc3", DEVICES_TAB_MS),
     Scenario("overview: 24 hours", "overview", "", OVERVIEW_MS),
     Scenario("overview: 7 days", "overview", "range=7d", OVERVIEW_MS),
@@ -122,12 +126,13 @@ def fill_devices(cursor, connector_id: str, count: int, first: int) -> None:
         SELECT %(connector)s,
                lpad(n::text, %(digits)s, '0'),
                {status},
-               CASE WHEN n %% 997 = 0 THEN jsonb_build_array(
-                        jsonb_build_object('name', 'site', 'value', 'building-' || n %% 50),
-                        jsonb_build_object('name', 'firmware', 'value', '2.4.1-rc3'))
-                    ELSE jsonb_build_array(
-                        jsonb_build_object('name', 'site', 'value', 'building-' || n %% 50))
-               END,
+               jsonb_build_array(
+                   jsonb_build_object('name', 'site', 'value', 'building-' || n %% 50),
+                   jsonb_build_object('name', 'batch', 'value', 'b' || n / 20000))
+               || CASE WHEN n %% 997 = 0
+                       THEN jsonb_build_array(
+                           jsonb_build_object('name', 'firmware', 'value', '2.4.1-rc3'))
+                       ELSE '[]'::jsonb END,
                CASE WHEN n %% 3 = 0 THEN '' ELSE 'Sensor ' || n END,
                CASE WHEN {seen} THEN 'token' ELSE '' END,
                CASE WHEN n %% 20 BETWEEN 16 AND 17 THEN now() - interval '2 days'
