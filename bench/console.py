@@ -11,9 +11,9 @@ last-seen times spread over a month and two or three tags: a site every 50th dev
 shares (spread over the whole table, the worst case for reading the rows a tag
 matches), an import batch of 20,000 consecutive devices, and a rare firmware tag; and
 --events log lines over the last 30 days (activations, writes, refusals with their
-reasons); a second connector holds --other-devices more, so every query has to keep to
-its connector. Each table is filled by one INSERT … SELECT over generate_series, its
-columns read from the models.
+reasons); a second connector holds --other-devices devices and --other-events log lines
+more, so every query has to keep to its connector. Each table is filled by one
+INSERT … SELECT over generate_series, its columns read from the models.
 
 Then it asks each page of the scenarios below through Django's test client, in this
 process (the full middleware stack, no HTTP server): a warm-up round, then --runs
@@ -209,11 +209,12 @@ def prepare(args):
         fill_devices(cursor, big.pk, args.devices, 1)
         fill_devices(cursor, other.pk, args.other_devices, 1)
         fill_events(cursor, big.pk, args.events)
+        fill_events(cursor, other.pk, args.other_events)
         # Fresh statistics, as autovacuum would have them on a database this size.
         cursor.execute("VACUUM ANALYZE")
     print(
-        f"filled {args.devices:,} + {args.other_devices:,} devices and {args.events:,} "
-        f"events in {time.monotonic() - started:.0f} s"
+        f"filled {args.devices:,} + {args.other_devices:,} devices and {args.events:,} + "
+        f"{args.other_events:,} events in {time.monotonic() - started:.0f} s"
     )
     client = Client()
     client.force_login(maker)
@@ -296,6 +297,7 @@ def parse_args():
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--other-devices", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--other-events", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=7, help="timed rounds of every page")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_console")
