@@ -15,9 +15,9 @@ reasons); a second connector holds --other-devices devices and --other-events lo
 more, so every query has to keep to its connector. Each table is filled by one
 INSERT … SELECT over generate_series, its columns read from the models.
 
-Then it asks each page of the scenarios below through Django's test client, in this
-process (the full middleware stack, no HTTP server): a warm-up round, then --runs
-rounds, interleaved. Server time is the wall time of the request; SQL time and the
+Then it asks each page of the scenarios below (and the Logs tab) through Django's test
+client, in this process (the full middleware stack, no HTTP server): a warm-up round,
+then --runs rounds, interleaved. Server time is the wall time of the request; SQL time and the
 statement count come from a database execute wrapper. The table shows the median and
 the range, and each target as met or MISSED on the median. The database is dropped at
 the end unless --keep.
@@ -72,6 +72,9 @@ SCENARIOS = [
     Scenario("overview: 24 hours", "overview", "", OVERVIEW_MS),
     Scenario("overview: 7 days", "overview", "range=7d", OVERVIEW_MS),
     Scenario("overview: 30 days", "overview", "range=30d", OVERVIEW_MS),
+    # No target of its own: held to the Devices tab's.
+    Scenario("logs: newest", "logs", "", DEVICES_TAB_MS),
+    Scenario("logs: writes only", "logs", "kind=write", DEVICES_TAB_MS),
 ]
 
 
