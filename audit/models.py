@@ -10,6 +10,20 @@ from django.db.models import Q
 
 
 class EventQuerySet(models.QuerySet):
+    def newest_of(self, connector_id: str):
+        """A connector's events, newest first, read from the index event_connector_recent.
+
+        Filtered by equality, the connector drops out of the order, and PostgreSQL may
+        walk the primary key backwards instead, skipping every newer event of other
+        connectors: hundreds of thousands of rows before a quiet connector's first ten.
+        A range of that one value keeps the connector in the order, which only
+        event_connector_recent gives. For the newest rows only: a page further back
+        (id below a cursor) seeks better by equality.
+        """
+        return self.filter(connector_id__gte=connector_id, connector_id__lte=connector_id).order_by(
+            "connector_id", "-id"
+        )
+
     def delete(self):
         raise TypeError("events are append-only; only retention removes them (purge_old_records)")
 

@@ -79,7 +79,10 @@ def device_list(request, connector_id):
         before=data["before"],
         last=data["at"] == "last",
     )
-    counts = listing.status_counts(bulk.matching(connector, {**filters, "status": ""}))
+    counts = listing.status_counts(
+        bulk.matching(connector, {**filters, "status": ""}),
+        narrowed=bool(filters["tag"] or filters["q"]),
+    )
     everything = listing.total(counts)
     matching = counts[filters["status"]] if filters["status"] else everything
     view = {"sort": sort.key, "dir": data["dir"], "size": size if size != 50 else None}

@@ -178,7 +178,7 @@ def last_events(connector: Connector) -> list[dict]:
             "at": event.created_at.isoformat(),
             "ago": ago(event.created_at),
         }
-        for event in Event.objects.filter(connector=connector).order_by("-id")[:LAST_EVENTS]
+        for event in Event.objects.newest_of(connector.pk)[:LAST_EVENTS]
     ]
 
 

@@ -339,19 +339,17 @@ def logs(request, connector_id):
     connector = get_connector(request, connector_id)
     form = EventFilterForm(request.GET)
     events, has_older = [], False
-    newest_id = (
-        Event.objects.filter(connector=connector)
-        .order_by("-id")
-        .values_list("id", flat=True)
-        .first()
-        or 0
-    )
+    newest_id = Event.objects.newest_of(connector.pk).values_list("id", flat=True).first() or 0
     if form.is_valid():
         matching = filtered_events(connector, form.cleaned_data)
         before = form.cleaned_data["before"]
         if before:
             matching = matching.filter(id__lt=before)
-        events = list(matching.order_by("-id")[: LOG_PAGE_SIZE + 1])
+        if before or form.cleaned_data.get("kind") or form.cleaned_data.get("identity"):
+            newest = matching.order_by("-id")
+        else:
+            newest = Event.objects.newest_of(connector.pk)
+        events = list(newest[: LOG_PAGE_SIZE + 1])
         has_older = len(events) > LOG_PAGE_SIZE
         events = events[:LOG_PAGE_SIZE]
     older_query = ""
@@ -382,13 +380,7 @@ def log_feed(request, connector_id):
     after = form.cleaned_data["after"] or 0
     # Read the ceiling first: events beyond it are left for the next poll, so a
     # filter that matches nothing still moves the cursor without rescanning.
-    ceiling = (
-        Event.objects.filter(connector=connector)
-        .order_by("-id")
-        .values_list("id", flat=True)
-        .first()
-        or 0
-    )
+    ceiling = Event.objects.newest_of(connector.pk).values_list("id", flat=True).first() or 0
     events = list(
         filtered_events(connector, form.cleaned_data)
         .filter(id__gt=after, id__lte=ceiling)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import Event
-from devices import services
+from devices import counting, services
 from devices.models import Device
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +66,59 @@ def test_status_chips_count_and_filter(owner_client, fleet):
     assert re.search(r'data-status="all".*?<b class="chip-count"[^>]*>60</b>', body, re.S)
     filtered = owner_client.get(f"/connectors/{fleet.pk}/devices/", {"status": "revoked"})
     assert len(identities(filtered)) == 20
+
+
+def test_chips_under_a_tag_or_a_prefix_count_only_the_matching_devices(
+    owner_client, fleet, make_connector
+):
+    """Counted in one pass over the matching rows; another connector's tagged devices
+    and the connector's untagged ones are not counted."""
+    tagged = list(Device.objects.filter(connector=fleet).order_by("id")[:30])
+    Device.objects.filter(pk__in=[d.pk for d in tagged]).update(
+        tags=[{"name": "site", "value": "b7"}]
+    )
+    other = make_connector(identity_type="base10", identity_length=8)
+    services.whitelist_device(other, "00000001", tags=[{"name": "site", "value": "b7"}])
+    expected = {status: 0 for status, _ in Device.STATUSES}
+    for device in tagged:
+        expected[device.status] += 1
+    url = f"/connectors/{fleet.pk}/devices/"
+    for query, counts in [
+        ({"tag": "site=b7"}, expected),
+        ({"q": "0000001"}, None),
+    ]:
+        if counts is None:
+            matching = Device.objects.filter(connector=fleet, identity__startswith="0000001")
+            counts = {
+                status: matching.filter(status=status).count() for status, _ in Device.STATUSES
+            }
+        body = owner_client.get(url, query).content.decode()
+        for status, number in counts.items():
+            chip = rf'data-status="{status}".*?<b class="chip-count"[^>]*>{number}</b>'
+            assert re.search(chip, body, re.S), (query, status, number)
+        total = sum(counts.values())
+        assert re.search(rf'data-status="all".*?<b class="chip-count"[^>]*>{total}</b>', body, re.S)
+
+
+def test_counting_each_status_in_one_pass_is_exact_or_falls_back_to_the_cap(fleet):
+    devices = Device.objects.filter(connector=fleet)
+    statuses = [status for status, _ in Device.STATUSES]
+    # 60 rows, fewer than 4 × 100 + 1: one pass reads them all, every count exact.
+    assert counting.count_each(devices, "status", statuses, cap=100) == {
+        Device.WHITELISTED: counting.Count(20, True),
+        Device.PROVISIONED: counting.Count(0, True),
+        Device.EXPIRED: counting.Count(20, True),
+        Device.REVOKED: counting.Count(20, True),
+    }
+    # More rows than 4 × 5 + 1: each status is counted on its own, exact up to the cap.
+    capped = counting.count_each(devices, "status", statuses, cap=5)
+    assert capped[Device.PROVISIONED] == counting.Count(0, True)
+    for status in (Device.WHITELISTED, Device.EXPIRED, Device.REVOKED):
+        assert not capped[status].exact and capped[status].value >= 6
+    # Just under the pass's limit (4 × 15 + 1 = 61 > 60) is still one exact pass.
+    assert counting.count_each(devices, "status", statuses, cap=15)[Device.REVOKED] == (
+        counting.Count(20, True)
+    )
 
 
 @pytest.mark.parametrize("query", ["q=ab%00c", "tag=a%00", "after=1%00", "sort=id%00"])

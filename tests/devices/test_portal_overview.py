@@ -1,8 +1,10 @@
 """The connector overview: devices by status, activity over time, failures, last events, live."""
 
+import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from audit.models import Event
@@ -134,3 +136,59 @@ def test_times_read_as_people_say_them():
     assert ago(now - timedelta(hours=3, minutes=5), now) == "3 hours ago"
     assert ago(now + timedelta(days=2, hours=1), now) == "in 2 days"
     assert ago(None, now) == "never"
+
+
+def _log(connector_id: str, count: int, identity: str = "00000001") -> None:
+    """`count` events of one connector, ids in insertion order."""
+    Event.objects.bulk_create(
+        Event(connector_id=connector_id, identity=identity, kind=Event.WRITE) for _ in range(count)
+    )
+
+
+def _log_many(connector_id: str, count: int) -> None:
+    """PostgreSQL: `count` events of one connector in one INSERT … SELECT."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table}"  # noqa: S608
+            " (connector_id, identity, kind, reason, actor_name, created_at)"
+            " SELECT %s, '00000001', %s, '', '', now() FROM generate_series(1, %s)",
+            [connector_id, Event.WRITE, count],
+        )
+
+
+def test_the_newest_events_of_a_connector_skip_the_newer_events_of_others(
+    connector, make_connector
+):
+    other = make_connector()
+    _log(connector.pk, 30, "00000001")
+    _log(other.pk, 200, "00000002")
+    _log(connector.pk, 5, "00000003")
+    _log(other.pk, 50, "00000002")
+    mine = list(Event.objects.filter(connector=connector).order_by("-id"))
+    newest = list(Event.objects.newest_of(connector.pk)[:12])
+    assert newest == mine[:12]
+    assert [event.identity for event in newest[:6]] == ["00000003"] * 5 + ["00000001"]
+    shown = overview.last_events(connector)
+    assert [row["id"] for row in shown] == [event.pk for event in mine[: overview.LAST_EVENTS]]
+
+
+@pytest.mark.postgres
+def test_the_newest_events_of_a_quiet_connector_are_read_from_its_own_index(
+    connector, make_connector
+):
+    """On PostgreSQL the newest of a connector whose events are older than another's busy
+    log come from event_connector_recent, not a walk back through everyone's newest."""
+    busy = make_connector()
+    _log_many(connector.pk, 2_000)
+    _log_many(busy.pk, 50_000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+        for queryset in (
+            Event.objects.newest_of(connector.pk)[: overview.LAST_EVENTS],
+            Event.objects.newest_of(connector.pk).values_list("id", flat=True)[:1],
+        ):
+            sql, params = queryset.query.sql_with_params()
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+            plan = json.dumps(cursor.fetchone()[0])
+            assert '"Index Name": "event_connector_recent"' in plan, plan
+            assert "Rows Removed by Filter" not in plan, plan
