@@ -19,6 +19,7 @@ needs nginx (Debian's /usr/sbin/nginx).
 """
 
 import argparse
+import getpass
 import http.client
 import os
 import secrets
@@ -92,8 +93,11 @@ def start_nginx(path: Path, run_dir: Path, port: int) -> subprocess.Popen:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     config = run_dir / "nginx.conf"
+    # Run as root, nginx's workers would be nobody, who cannot read the temporary folder.
+    user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
     config.write_text(
-        f"""worker_processes 1;
+        f"""{user}
+worker_processes 1;
 daemon off;
 pid {run_dir}/nginx.pid;
 error_log stderr warn;
