@@ -45,7 +45,8 @@ activate = extend_schema(
 alias_read = extend_schema(
     summary="Read the latest values, or wait for one to change",
     description="The query names aliases (?a&b). With Request-Timeout (milliseconds) "
-    "the request waits for the one alias named to change after If-Modified-Since.",
+    "the request waits for any of the aliases named to change after If-Modified-Since, "
+    "and answers those that did.",
     parameters=[
         OpenApiParameter("Request-Timeout", OpenApiTypes.INT, OpenApiParameter.HEADER),
         OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER),
@@ -73,7 +74,8 @@ alias_write = extend_schema(
 record = extend_schema(
     summary="Record values at the device's timestamps",
     description="`alias=<a>&<ts>=<v>&<ts>=<v>&alias=<b>&<ts>=<v>`, timestamps in unix "
-    "seconds (up to 6 decimals). A point already stored with the same value is skipped; "
+    "seconds, whole or with decimals (stored to the microsecond). A point already stored "
+    "with the same value is skipped; "
     "with another value the record is refused (409) and nothing is stored.",
     request={FORM: {"type": "object", "additionalProperties": {"type": "string"}}},
     responses={

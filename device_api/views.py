@@ -19,6 +19,8 @@ from device_api.parsers import FORM_PARSER, BadBody, DeviceFormParser, small_num
 from devices import services
 
 NO_CONTENT = 204
+# One long poll checks each alias it watches a few times a second.
+LONG_POLL_MAX_ALIASES = 32
 
 
 class DeviceView(DeviceAPIView):
@@ -76,17 +78,18 @@ class AliasView(DeviceView):
         timeout = request.META.get("HTTP_REQUEST_TIMEOUT")
         if timeout is None:
             return _values(services.read_latest(device, aliases))
-        if len(aliases) != 1:
-            raise services.InvalidData("long polling watches exactly one alias")
+        if len(set(aliases)) > LONG_POLL_MAX_ALIASES:
+            limit = LONG_POLL_MAX_ALIASES
+            raise services.InvalidData(f"a long poll watches at most {limit} aliases")
         milliseconds = small_number(timeout, 9)
         if not milliseconds:
             raise services.InvalidData("Request-Timeout is a positive number of milliseconds")
         since = _parse_since(request.META.get("HTTP_IF_MODIFIED_SINCE"))
-        changed = services.wait_for_change(device, aliases[0], since, milliseconds / 1000)
+        changed = services.wait_for_change(device, aliases, since, milliseconds / 1000)
         if changed is None:
             return Response(status=304)
-        value, at = changed
-        response = Response(urlencode({aliases[0]: value}))
+        values, at = changed
+        response = Response(urlencode(values))
         response["Last-Modified"] = formatdate(at, usegmt=True)
         return response
 

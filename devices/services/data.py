@@ -114,27 +114,44 @@ def read_latest(device: Device, aliases: list[str]) -> dict[str, str]:
     return {alias: latest[alias][1] for alias in wanted if alias in latest}
 
 
-def wait_for_change(device: Device, alias: str, since: float | None, timeout: float):
-    """Long poll: the alias's value once it changes after `since` (unix seconds).
+def wait_for_change(device: Device, aliases: list[str], since: float | None, timeout: float):
+    """Long poll: the values of the aliases that change after `since` (unix seconds).
 
-    Without `since`, waits for a value newer than the latest at call time.
-    Returns (value, unix seconds it was written), or None at the timeout.
+    Without `since`, waits for a value newer than each alias's latest at call time.
+    Returns ({alias: value} of those that changed, in the order asked, and the unix
+    seconds the newest of them was written), or None at the timeout.
     """
-    if alias not in resource_formats(device.connector):
-        raise InvalidData(f"alias {alias!r} is not defined")
+    formats = resource_formats(device.connector)
+    aliases = list(dict.fromkeys(aliases))
+    for alias in aliases:
+        if alias not in formats:
+            raise InvalidData(f"alias {alias!r} is not defined")
     if since is not None:
         try:
             datetime.fromtimestamp(since, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidData("If-Modified-Since is out of range") from exc
-    current = _latest(device, [alias]).get(alias)
-    if current is not None and since is not None and current[0] > since * 1_000_000:
-        return current[1], current[0] / 1_000_000
-    baseline = current[0] if current is not None else -1
+    current = _latest(device, aliases)
+    if since is not None:
+        baseline = dict.fromkeys(aliases, since * 1_000_000)
+        changed = _newer(aliases, current, baseline)
+        if changed is not None:
+            return changed
+    baseline = {alias: current[alias][0] if alias in current else -1 for alias in aliases}
     deadline = time.monotonic() + min(timeout, settings.LONG_POLL_MAX_SECONDS)
     while time.monotonic() < deadline:
         time.sleep(min(settings.LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
-        current = _latest(device, [alias]).get(alias)
-        if current is not None and current[0] > baseline:
-            return current[1], current[0] / 1_000_000
+        changed = _newer(aliases, _latest(device, aliases), baseline)
+        if changed is not None:
+            return changed
     return None
+
+
+def _newer(aliases, latest: dict[str, tuple[int, str]], baseline: dict[str, float]):
+    """({alias: value}, unix seconds of the newest) of the aliases newer than their
+    baseline (microseconds), or None when none is."""
+    newer = [alias for alias in aliases if alias in latest and latest[alias][0] > baseline[alias]]
+    if not newer:
+        return None
+    values = {alias: latest[alias][1] for alias in newer}
+    return values, max(latest[alias][0] for alias in newer) / 1_000_000

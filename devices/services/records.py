@@ -2,7 +2,9 @@
 
 A record body names an alias, then its points, then the next alias:
 `alias=temp&1700000000=21.5&1700000060=21.7&alias=door&1700000030=open`.
-Timestamps are unix seconds, whole or with up to six decimals.
+Timestamps are unix seconds, whole or with decimals (`time.time()` as text, as
+Murano's device library sends them), stored to the nearest microsecond: two
+timestamps within the same microsecond name the same point.
 
 - Each point is stored under its timestamp, whatever the order it comes in; the
   latest value of an alias is the one with the newest timestamp (a record of
@@ -23,7 +25,7 @@ already stored under the same timestamps.
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -37,7 +39,9 @@ from devices.models import DataPoint, Device
 from devices.services.errors import DeviceError, InvalidData
 from devices.services.values import check_value, resource_formats
 
-TIMESTAMP = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,6})?")
+# Whole seconds or decimals, as many as `str(time.time())` writes (and a few more).
+TIMESTAMP = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,20})?")
+MICROSECOND = Decimal("0.000001")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -70,7 +74,7 @@ def parse_record(pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
         if alias is None:
             raise InvalidData(f"{name!r} comes before any alias=<alias>")
         if not TIMESTAMP.fullmatch(name):
-            raise InvalidData(f"{name!r} is not a timestamp (unix seconds, up to 6 decimals)")
+            raise InvalidData(f"{name!r} is not a timestamp (unix seconds, maybe with decimals)")
         points.append((alias, name, value))
     if not points:
         raise InvalidData("no points: send alias=<alias>&<timestamp>=<value>…")
@@ -81,7 +85,9 @@ def parse_record(pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
 
 
 def _moment(timestamp: str, earliest: datetime, latest: datetime) -> datetime:
-    moment = EPOCH + timedelta(microseconds=int(Decimal(timestamp) * 1_000_000))
+    # Stored to the nearest microsecond, halves to even, as datetime.fromtimestamp rounds.
+    seconds = Decimal(timestamp).quantize(MICROSECOND, rounding=ROUND_HALF_EVEN)
+    moment = EPOCH + timedelta(microseconds=int(seconds * 1_000_000))
     if moment > latest:
         raise InvalidData(f"timestamp {timestamp} is ahead of the server's clock")
     if moment < earliest:

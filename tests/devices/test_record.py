@@ -3,7 +3,7 @@ alias and timestamp stored once; the latest value is the newest by time."""
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -62,6 +62,32 @@ def test_fractional_timestamps_keep_their_microseconds(device_client, token):
     assert send(device_client, token, f"alias=temp&{NOW - 10}.250001=1").status_code == 204
     at = DataPoint.objects.get().created_at
     assert at == datetime.fromtimestamp(NOW - 10, tz=UTC).replace(microsecond=250001)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "microsecond"),
+    [("4706593", 470659), ("4706597", 470660), ("9999996", None), ("0000005", 0), ("5", 500000)],
+)
+def test_timestamps_with_more_decimals_round_to_the_microsecond(
+    device_client, token, fraction, microsecond
+):
+    # str(time.time()) writes seven decimals, as Murano's device library sends them.
+    assert send(device_client, token, f"alias=temp&{NOW - 10}.{fraction}=1").status_code == 204
+    at = DataPoint.objects.get().created_at
+    whole = datetime.fromtimestamp(NOW - 10, tz=UTC)
+    if microsecond is None:
+        assert at == whole + timedelta(seconds=1)
+    else:
+        assert at == whole.replace(microsecond=microsecond)
+
+
+def test_timestamps_in_one_microsecond_are_one_point(device_client, token):
+    body = f"alias=temp&{NOW - 10}.1234561=1&{NOW - 10}.1234564=1"
+    assert send(device_client, token, body).status_code == 204
+    assert DataPoint.objects.count() == 1
+    conflict = send(device_client, token, f"alias=temp&{NOW - 10}.123456=2")
+    assert conflict.status_code == 409
+    assert DataPoint.objects.get().value == "1"
 
 
 def test_out_of_order_points_leave_the_newest_as_latest(device_client, token):
@@ -132,7 +158,8 @@ def test_two_copies_of_a_record_at_once_store_it_once(connector, token, transact
         ("alias=temp&yesterday=1", b"not a timestamp"),
         ("alias=temp&-5=1", b"not a timestamp"),
         ("alias=temp&1e9=1", b"not a timestamp"),
-        ("alias=temp&1.1234567=1", b"not a timestamp"),
+        ("alias=temp&1.=1", b"not a timestamp"),
+        (f"alias=temp&{NOW}.{'1' * 21}=1", b"not a timestamp"),
         (f"alias=temp&{NOW + 3600}=1", b"ahead of the server"),
         ("alias=temp&1=1", b"older than the data retention"),
         (f"alias=temp&{NOW}=warm", b"not a number"),

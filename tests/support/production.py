@@ -56,12 +56,13 @@ class ProductionNginx:
     run_dir: Path
     upstream_port: int
     secret: str
+    # The names its server certificate holds (a wildcard under DEVICE_DOMAIN, as in
+    # production, for clients that verify the device host's name).
+    names: tuple[str, ...] = (PORTAL_NAME, "localhost")
 
     def __post_init__(self):
         self.port = devproxy.free_port()
-        self.server = devproxy.ensure_server_certificate(
-            self.run_dir / "tls", [PORTAL_NAME, "localhost"]
-        )
+        self.server = devproxy.ensure_server_certificate(self.run_dir / "tls", list(self.names))
         self.process = None
         self.log = None
 
