@@ -7,11 +7,11 @@ its conftest.py.
 
 import gc
 import itertools
+import warnings
 
-import psycopg
 import pytest
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client, override_settings
 
 from accounts.services import grant_device_maker
@@ -52,16 +52,16 @@ def _no_stray_database_sessions(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
-    close_abandoned_connections()
 
 
-def close_abandoned_connections() -> None:
-    """Close the connections of those threads on our side too: left to the garbage
-    collector, each would warn that it was deleted while open, after the last test."""
-    kept = {id(wrapper.connection) for wrapper in connections.all(initialized_only=True)}
-    for thing in gc.get_objects():
-        if isinstance(thing, psycopg.Connection) and id(thing) not in kept and not thing.closed:
-            thing.close()
+def pytest_sessionfinish(session, exitstatus):
+    """Threads the tests started (WebSocket executors, MQTT and device-library clients)
+    leave their database and Redis connections behind when they end. Collected now,
+    after the last fixture, each would otherwise warn that it was deleted while open,
+    and the warning would be raised after the last test, where it names no test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
