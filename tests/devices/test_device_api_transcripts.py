@@ -9,7 +9,10 @@ import time
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 
+from audit.events import Actor
+from connectors import content
 from devices import services
 from tests.portal.test_proxy_trust import app_server  # noqa: F401  (the fixture)
 
@@ -59,11 +62,16 @@ def pattern_of(text: str) -> re.Pattern:
 
 
 @pytest.fixture
-def fleet(make_connector):
-    """The page's connectors: one for tokens, `myalias` defined on it."""
-    return make_connector(
+def fleet(make_connector, settings, tmp_path):
+    """The page's connector: tokens, `myalias` defined, `fw.bin` in its content area."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    connector = make_connector(
         identity_type="base10", identity_length=8, _resources={"myalias": "number"}
     )
+    upload = ContentFile(b"firmware v2\n", name="fw.bin")
+    upload.content_type = "application/octet-stream"
+    content.upload(connector, upload, description="the second release", actor=Actor(None, "test"))
+    return connector
 
 
 def test_the_documented_transcripts_are_what_gatehouse_answers(app_server, fleet):  # noqa: F811
