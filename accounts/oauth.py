@@ -90,6 +90,9 @@ def register_app(
     and stored only hashed; None for a public app, which has none."""
     if kind not in APP_KINDS:
         raise AppError("choose what kind of app this is")
+    if any("*" in uri for uri in redirect_uris):
+        # Matched exactly: a "*" would be taken for a wildcard it is not.
+        raise AppError("redirect URIs are matched exactly; they cannot hold a *")
     _, client_type, grant_type = APP_KINDS[kind]
     secret = generate_client_secret() if client_type == Application.CLIENT_CONFIDENTIAL else ""
     app = Application(

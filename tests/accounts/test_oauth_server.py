@@ -254,7 +254,16 @@ def test_a_maker_registers_an_app_and_sees_its_secret_once(owner_client):
 
 @pytest.mark.parametrize(
     "uris",
-    ["", "http://app.example/callback", "javascript:alert(1)", "nope"],
+    [
+        "",
+        "http://app.example/callback",
+        "javascript:alert(1)",
+        "nope",
+        "https://*.app.example/callback",
+        "https://app.example/*",
+        "https://app.example/callback#fragment",
+        "https://app.example/call\x00back",
+    ],
 )
 def test_an_app_with_a_bad_redirect_uri_is_not_registered(owner_client, uris):
     answer = owner_client.post(
