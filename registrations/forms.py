@@ -58,3 +58,9 @@ class DeviceNameForm(forms.Form):
             return services.clean_device_name(self.cleaned_data["name"])
         except services.InvalidPairingInput as exc:
             raise forms.ValidationError(exc.message) from exc
+
+
+class ShareForm(forms.Form):
+    """Whom the owner of a hub shares it with."""
+
+    username = forms.CharField(label="Username", max_length=150)

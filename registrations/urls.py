@@ -12,4 +12,5 @@ urlpatterns = [
     path("my/devices/", views.my_devices, name="my-devices"),
     path("my/devices/<int:device_id>/", views.my_device, name="my-device"),
     path("my/devices/<int:device_id>/release/", views.release, name="my-device-release"),
+    path("my/devices/<int:device_id>/sharing/", views.sharing, name="my-device-sharing"),
 ]

@@ -4,6 +4,8 @@ Views parse input, call one service and render; a device that is not the
 signed-in user's own is a 404.
 """
 
+from collections import defaultdict
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from core.net import client_ip
 from devices.models import Device
 from registrations import services
-from registrations.forms import DeviceNameForm, PairingForm
+from registrations.forms import DeviceNameForm, PairingForm, ShareForm
 
 # Where the registration a user matched by PIN waits for their confirmation.
 SESSION_KEY = "pairing_rid"
@@ -95,9 +97,23 @@ def my_devices(request):
     devices = list(services.owned_devices(request.user))
     for device in devices:
         device.latest_message = services.messages_for_owner(device).first()
+    # End nodes are listed under their hub: the user's own, or one shared with them.
+    nodes_by_hub = defaultdict(list)
+    listed = []
+    for device in devices:
+        hub_id = getattr(getattr(device, "secure", None), "hub_id", None)
+        (nodes_by_hub[hub_id] if hub_id else listed).append(device)
+    for device in listed:
+        device.nodes_behind = nodes_by_hub.pop(device.pk, [])
+    shared = list(services.hubs_shared_with(request.user))
+    for hub in shared:
+        hub.nodes_behind = nodes_by_hub.pop(hub.pk, [])
+    listed += [node for nodes in nodes_by_hub.values() for node in nodes]
     waiting = services.awaiting_completion(request.user)
     return render(
-        request, "registrations/my_devices.html", {"devices": devices, "waiting": waiting}
+        request,
+        "registrations/my_devices.html",
+        {"devices": listed, "shared_hubs": shared, "waiting": waiting},
     )
 
 
@@ -123,8 +139,39 @@ def my_device(request, device_id):
             "device": device,
             "form": form,
             "device_messages": list(services.messages_for_owner(device)[:OWNER_MESSAGES]),
+            "is_hub": services.is_hub(device),
+            "members": services.members_of(device),
+            "share_form": ShareForm(),
         },
     )
+
+
+@login_required
+@require_http_methods(["POST"])
+def sharing(request, device_id):
+    """The owner of a hub shares it with another account (`username`) or stops (`remove`)."""
+    device = _own_device(request, device_id)
+    ip = client_ip(request)
+    if "remove" in request.POST:
+        try:
+            user_id = int(request.POST["remove"])
+        except ValueError:
+            messages.error(request, "Choose whom to stop sharing with.")
+        else:
+            services.unshare_hub(request.user, device, user_id, ip)
+            messages.success(request, "No longer shared with that account.")
+        return redirect("registrations:my-device", device_id=device.pk)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the username of the account to share with.")
+        return redirect("registrations:my-device", device_id=device.pk)
+    try:
+        member = services.share_hub(request.user, device, form.cleaned_data["username"], ip)
+    except services.RegistrationError as exc:
+        messages.error(request, f"{exc.message[:1].upper()}{exc.message[1:]}.")
+    else:
+        messages.success(request, f"Shared with {member.user.get_username()}.")
+    return redirect("registrations:my-device", device_id=device.pk)
 
 
 @login_required

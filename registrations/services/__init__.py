@@ -52,7 +52,12 @@ from registrations.services.hubs import (
     delete_end_node,
     end_node,
     end_nodes,
+    hubs_shared_with,
     is_hub,
+    members_of,
+    share_hub,
+    shared_nodes_of,
+    unshare_hub,
 )
 from registrations.services.messaging import (
     authenticate_secure_device,
@@ -150,4 +155,9 @@ __all__ = [
     "registration_status",
     "release_device",
     "rename_device",
+    "hubs_shared_with",
+    "members_of",
+    "share_hub",
+    "shared_nodes_of",
+    "unshare_hub",
 ]

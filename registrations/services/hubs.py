@@ -15,6 +15,7 @@ themselves (end nodes), lists and deletes them, and sends messages for them.
 """
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -220,7 +221,9 @@ def speaks_for(device: Device, sdid, ip) -> Device:
 
 
 def detach_end_nodes(hub_ids: list[int]) -> int:
-    """The hubs' credentials changed: they speak for none of their end nodes any more."""
+    """The hubs' credentials changed: they speak for none of their end nodes any more,
+    and are shared with nobody (a hub paired anew is its new owner's alone)."""
+    HubMember.objects.filter(hub_id__in=hub_ids).delete()
     return SecureDevice.objects.filter(hub_id__in=hub_ids).update(hub=None)
 
 
@@ -234,6 +237,54 @@ def hub_credentials_changed(sender, changes, **kwargs) -> None:
     ]
     if hub_ids:
         detach_end_nodes(hub_ids)
+
+
+def members_of(hub: Device) -> list:
+    """The users the hub's owner shares it with, in the order they were added."""
+    return list(HubMember.objects.filter(hub=hub).select_related("user").order_by("id"))
+
+
+def share_hub(owner, hub: Device, username: str, ip) -> HubMember:
+    """The hub's owner shares it with another account: that user's end nodes may be
+    created by the hub and spoken for by it. Sharing twice changes nothing."""
+    if hub.owner_id != owner.pk:
+        raise InvalidRequest("not your device")
+    if not is_hub(hub):
+        raise NotAHub()
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None or user.pk == owner.pk:
+        raise InvalidRequest("no other account has that username")
+    with transaction.atomic():
+        member, created = HubMember.objects.get_or_create(hub=hub, user=user)
+        if created:
+            device_services.record_event(
+                hub.connector_id,
+                hub.identity,
+                Event.CHANGE,
+                f"shared by its owner {owner.get_username()} with {user.get_username()}",
+                ip,
+            )
+    return member
+
+
+def unshare_hub(owner, hub: Device, user_id, ip) -> None:
+    """The owner stops sharing the hub with a user: the hub no longer speaks for that
+    user's end nodes (they stay the user's, detached) nor creates new ones for them."""
+    if hub.owner_id != owner.pk:
+        raise InvalidRequest("not your device")
+    with transaction.atomic():
+        member = HubMember.objects.filter(hub=hub, user_id=user_id).select_related("user").first()
+        if member is None:
+            return
+        member.delete()
+        SecureDevice.objects.filter(hub=hub, device__owner_id=user_id).update(hub=None)
+        device_services.record_event(
+            hub.connector_id,
+            hub.identity,
+            Event.CHANGE,
+            f"no longer shared by {owner.get_username()} with {member.user.get_username()}",
+            ip,
+        )
 
 
 def shared_nodes_of(user):
