@@ -62,9 +62,9 @@ class UserDevicesView(AppView):
         query = UserDevicesQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         offset, count = query.validated_data["offset"], query.validated_data["count"]
-        devices = apps.user_devices(request.auth, uid, query.validated_data.get("dtid"))
-        if query.validated_data["owner"] == "SHARED":
-            devices = devices.none()  # devices are owned, never shared with a user
+        devices = apps.user_devices(
+            request.auth, uid, query.validated_data.get("dtid"), query.validated_data["owner"]
+        )
         page = list(devices[offset : offset + count])
         return Response(
             {
@@ -78,7 +78,7 @@ class UserDevicesView(AppView):
 
 class AppDeviceView(AppView):
     def get(self, request, did, **route):
-        return Response({"data": device_shape(apps.user_device(request.auth, did))})
+        return Response({"data": device_shape(apps.user_device(request.auth, did, shared=True))})
 
 
 class AppDeviceTypeView(AppView):

@@ -9,6 +9,7 @@ app learns nothing about devices that are not its user's.
 """
 
 from django.conf import settings
+from django.db.models import Q
 
 from accounts import oauth
 from connectors.models import Connector
@@ -60,20 +61,37 @@ def the_user(access: oauth.AppAccess, scope: str, uid=None):
     return access.user
 
 
-def user_devices(access: oauth.AppAccess, uid, device_type_id=None):
-    """The user's securely registered devices (end nodes included), by name."""
+def visible_devices(user, owner: str = "ALL"):
+    """The user's securely registered devices (end nodes included), by name: those they
+    own (OWNED), the hubs other users share with them (SHARED), or both (ALL)."""
+    mine, shared = Q(owner=user), Q(hub_members__user=user) & ~Q(owner=user)
+    wanted = {"OWNED": mine, "SHARED": shared}.get(owner, mine | shared)
+    return (
+        Device.objects.filter(wanted, secure__isnull=False)
+        .select_related("connector", "secure", "owner")
+        .distinct()
+        .order_by("name", "identity")
+    )
+
+
+def user_devices(access: oauth.AppAccess, uid, device_type_id=None, owner: str = "ALL"):
     user = the_user(access, DEVICES_READ, uid)
-    devices = owned_devices(user).filter(secure__isnull=False).select_related("owner")
+    devices = visible_devices(user, owner)
     if device_type_id is not None:
         devices = devices.filter(connector_id=device_type_id)
     return devices
 
 
-def user_device(access: oauth.AppAccess, did, scope: str = DEVICES_READ) -> Device:
+def user_device(
+    access: oauth.AppAccess, did, scope: str = DEVICES_READ, *, shared: bool = False
+) -> Device:
+    """One of the user's devices; with `shared`, a hub shared with them too (its
+    description only: its messages stay its owner's)."""
     require(access, scope)
     if not isinstance(did, str) or not did:
         raise InvalidRequest('"sdid" is required: the id of one of the user\'s devices')
-    device = owned_devices(access.user).select_related("owner").filter(secure__did=did).first()
+    devices = visible_devices(access.user) if shared else owned_devices(access.user)
+    device = devices.select_related("owner").filter(secure__did=did).first()
     if device is None:
         raise UnknownDevice(f"no device {did[:40]!r} of this user")
     return device

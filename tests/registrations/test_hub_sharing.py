@@ -140,3 +140,28 @@ def test_a_released_hub_is_shared_with_nobody(shared, hub, alice_browser):
     device = hub_device(hub)
     alice_browser.post(reverse("registrations:my-device-release", args=[device.pk]))
     assert not HubMember.objects.exists()
+
+
+def test_an_app_of_the_user_a_hub_is_shared_with_lists_it_as_shared(
+    shared, hub, owner, bob, bob_browser
+):
+    from tests.registrations.test_artik_user_api import call, refused
+    from tests.support import oauth as flow
+
+    mine, bobs = shared
+    access = flow.tokens_for(bob_browser, flow.register(owner))["access_token"]
+    uid = services.public_user_id(bob)
+
+    def ids(owner_filter):
+        answer = call(access, "GET", f"/v1.1/users/{uid}/devices?owner={owner_filter}")
+        assert answer.status_code == 200, answer.content
+        return {device["id"] for device in answer.json()["data"]["devices"]}
+
+    assert ids("OWNED") == {bobs}
+    assert ids("SHARED") == {hub.did}
+    assert ids("ALL") == {bobs, hub.did}
+    described = call(access, "GET", f"/v1.1/devices/{hub.did}")
+    assert described.status_code == 200 and described.json()["data"]["id"] == hub.did
+    # The hub's own messages and the owner's node stay the owner's.
+    refused(call(access, "GET", f"/v1.1/messages/last?sdids={hub.did}"), 404)
+    refused(call(access, "GET", f"/v1.1/devices/{mine}"), 404)
