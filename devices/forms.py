@@ -1,6 +1,7 @@
 """Portal forms for devices: whitelist one, filter the list, upload a CSV, filter the log."""
 
 import json
+import re
 
 from django import forms
 
@@ -12,6 +13,7 @@ from devices.models import Device, WhitelistImport
 
 MAX_TAG_TEXT = 20_000
 MAX_CURSOR = 2**63 - 1
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def parse_tags(text: str) -> list[dict]:
@@ -96,6 +98,27 @@ class WhitelistForm(WindowFormMixin, forms.Form):
         cleaned = super().clean()
         cleaned["window_seconds"] = self.clean_window()
         return cleaned
+
+
+class DeviceEditForm(forms.Form):
+    """What a maker may change on a device from its page: its name and its tags."""
+
+    name = forms.CharField(max_length=100, required=False, label="Name (optional)")
+    tags = forms.CharField(
+        required=False,
+        max_length=MAX_TAG_TEXT,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "group=g1\nclaim_code=abc"}),
+        help_text='One <code>name=value</code> per line, or a JSON list of {"name", "value"}.',
+    )
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if _CONTROL.search(name):
+            raise forms.ValidationError("A name holds no control characters (line breaks, tabs).")
+        return name
+
+    def clean_tags(self):
+        return parse_tags(self.cleaned_data["tags"])
 
 
 def _cursor():

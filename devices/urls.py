@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from devices import list_views, overview_views, views
+from devices import edit_views, list_views, overview_views, views
 
 app_name = "devices"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("devices/bulk/<int:job_id>/progress", list_views.bulk_progress, name="bulk-progress"),
     path("devices/new/", views.device_add, name="add"),
     path("devices/<int:device_id>/", views.device_detail, name="detail"),
+    path("devices/<int:device_id>/edit/", edit_views.device_edit, name="edit"),
     path(
         "devices/<int:device_id>/<str:action>/",
         views.device_action,

@@ -22,7 +22,13 @@ from audit.models import Event
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
 from devices import charts, imports, services, tasks
-from devices.forms import EventFilterForm, ImportForm, WhitelistForm, tags_as_text
+from devices.forms import (
+    DeviceEditForm,
+    EventFilterForm,
+    ImportForm,
+    WhitelistForm,
+    tags_as_text,
+)
 from devices.models import DataPoint, Device, WhitelistImport, identity_names
 
 LOG_PAGE_SIZE = 100
@@ -163,11 +169,15 @@ def device_detail(request, connector_id, device_id):
         events=[{"event": event, "time": event_time(event)} for event in events],
         charts=number_charts,
         other_values=other_values,
-        tags_text=tags_as_text(device.tags),
+        edit_form=DeviceEditForm(initial=edit_initial(device)),
         reset_label=reset_label(device),
         now=timezone.now(),
     )
     return render(request, "devices/detail.html", context)
+
+
+def edit_initial(device: Device) -> dict:
+    return {"name": device.name, "tags": tags_as_text(device.tags)}
 
 
 def reset_label(device: Device) -> str:

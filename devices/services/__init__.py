@@ -47,6 +47,7 @@ from devices.services.issued import end_unconnected, issue_secret
 from devices.services.lifecycle import (
     delete_device,
     delete_records,
+    edit_device,
     expire_in_batches,
     expire_stale_whitelist,
     log_device_changed,
@@ -104,6 +105,7 @@ __all__ = [
     "check_activation_rate",
     "delete_device",
     "delete_records",
+    "edit_device",
     "event_row",
     "end_unconnected",
     "expire_in_batches",

@@ -80,6 +80,27 @@ def log_device_changed(device: Device, before: dict, *, actor: Actor | None, ip=
         )
 
 
+def edit_device(
+    device: Device, *, name: str, tags: list, actor: Actor | None = None, ip=None
+) -> bool:
+    """Set a device's name and tags (checked as `validate_tags` checks them).
+
+    Returns whether anything changed; a change is logged like any other edit,
+    in the transaction that makes it.
+    """
+    tags = validate_tags(tags)
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().only("id", "name", "tags").get(pk=device.pk)
+        before = {"name": locked.name, "tags": locked.tags}
+        if before == {"name": name, "tags": tags}:
+            device.name, device.tags = name, tags
+            return False
+        Device.objects.filter(pk=device.pk).update(name=name, tags=tags)
+        device.name, device.tags = name, tags
+        log_device_changed(device, before, actor=actor, ip=ip)
+    return True
+
+
 def delete_device(device: Device, *, actor: Actor | None = None, ip=None) -> None:
     """Remove a device; its events stay (the log outlives what it describes)."""
     with transaction.atomic():
