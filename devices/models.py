@@ -230,7 +230,16 @@ class WhitelistImport(models.Model):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    # Its maker stopped it before it wrote: nothing was written (devices.imports.cancel).
+    CANCELLED = "cancelled"
+    STATUSES = [
+        (PENDING, "Pending"),
+        (RUNNING, "Running"),
+        (DONE, "Done"),
+        (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
+    ]
+    ENDED = (DONE, FAILED, CANCELLED)
     ABORT = "abort"
     SKIP = "skip"
     ON_ERROR = [(ABORT, "Abort on any bad row"), (SKIP, "Skip bad rows")]
@@ -242,7 +251,7 @@ class WhitelistImport(models.Model):
     file = models.FileField(upload_to="imports/", blank=True)
     dry_run = models.BooleanField(default=False)
     on_error = models.CharField(max_length=5, choices=ON_ERROR, default=ABORT)
-    status = models.CharField(max_length=7, choices=STATUSES, default=PENDING)
+    status = models.CharField(max_length=9, choices=STATUSES, default=PENDING)
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)

@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("imports/new/", views.import_new, name="import-new"),
     path("imports/<int:import_id>/", views.import_detail, name="import"),
+    path("imports/<int:import_id>/cancel/", edit_views.import_cancel, name="import-cancel"),
     path("imports/<int:import_id>/progress", views.import_progress, name="import-progress"),
     path("logs/", views.logs, name="logs"),
     path("logs/feed", views.log_feed, name="log-feed"),

@@ -270,12 +270,13 @@ def api_url(tail: str, connector) -> str:
 
 
 def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) -> dict:
-    finished = run.status in (WhitelistImport.DONE, WhitelistImport.FAILED)
+    finished = run.status in WhitelistImport.ENDED
     return {
         "id": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
         "finished": finished,
+        "cancellable": not finished,
         "dry_run": run.dry_run,
         "on_error": run.on_error,
         "total": run.total,

@@ -9,12 +9,14 @@ package reads along the way an import goes:
 - `writers` and `postgres`: writing the good rows in one transaction, or nothing;
 - `run` and `records`: one run of an import, its progress and its end;
 - `sweep`: ending imports no worker moves forward;
+- `cancel`: ending an import its maker stops before it writes;
 - `report` and `export`: the error report and the devices as CSV.
 
 Nothing here sends a task: the caller hands in how to (`run_later`, `send`),
 so `devices.tasks` imports this package and not the other way round.
 """
 
+from devices.imports.cancel import cancel_import
 from devices.imports.export import export_devices_csv
 from devices.imports.reader import HEADER, ImportTooLarge, InvalidImportFile
 from devices.imports.report import error_report_chunks, error_report_name
@@ -24,6 +26,7 @@ from devices.imports.sweep import fail_stalled_imports
 
 __all__ = [
     "HEADER",
+    "cancel_import",
     "ImportTooLarge",
     "InvalidImportFile",
     "error_report_chunks",

@@ -3,7 +3,7 @@
 
 (() => {
   const card = document.getElementById("import");
-  if (!card || ["done", "failed"].includes(card.dataset.state)) return;
+  if (!card || ["done", "failed", "cancelled"].includes(card.dataset.state)) return;
   const bar = document.getElementById("import-progress");
   const badge = document.getElementById("import-status");
   const numbers = {
