@@ -239,13 +239,36 @@ def sync_rate(mosquitto, count: int, run: int) -> tuple[float, float, float]:
     prober = threading.Thread(target=round_trips, args=(mosquitto, stop, busy))
     prober.start()
     started = time.monotonic()
-    with sync.connect() as admin:
-        while sync.flush(admin):
-            pass
+    drain(sync)
     elapsed = time.monotonic() - started
     stop.set()
     prober.join()
     return count / elapsed, statistics.median(idle), max(busy or [0.0])
+
+
+def drain(sync) -> None:
+    """Send the whole outbox as `manage.py mqtt_sync` would: control messages sized by
+    `sync.next_limit`, smaller again after one the broker did not answer in time."""
+    from mqtt import dynsec
+
+    limit, admin = sync.BATCH, None
+    try:
+        while True:
+            try:
+                admin = admin or sync.connect()
+                sent = time.monotonic()
+                if not sync.flush(admin, limit):
+                    return
+                limit = sync.next_limit(limit, time.monotonic() - sent, admin.timeout)
+            except dynsec.BrokerUnavailable as exc:
+                if admin is not None:
+                    limit = sync.next_limit(limit, None, admin.timeout)
+                    admin.close()
+                    admin = None
+                print(f"  broker did not keep up ({exc}); next message: {limit} rows", flush=True)
+    finally:
+        if admin is not None:
+            admin.close()
 
 
 # --- 3. ingest ------------------------------------------------------------------------------

@@ -144,3 +144,18 @@ def test_the_sync_worker_sends_a_revocation_on_its_own(
         thread.join(30)
     assert not BrokerChange.objects.exists()
     assert not mqtt_device(username, token).accepted()
+
+
+@pytest.mark.parametrize(
+    "limit, took, expected",
+    [
+        (sync.BATCH, None, sync.BATCH // 4),  # not answered in time: a quarter
+        (3, None, 1),
+        (1, None, 1),  # never below one row
+        (100, 1.0, 200),  # answered quickly: twice as many
+        (sync.BATCH, 1.0, sync.BATCH),  # never above BATCH
+        (100, 30.0, 100),  # answered, slowly: as many again
+    ],
+)
+def test_the_sync_sizes_its_messages_to_what_the_broker_answers_in_time(limit, took, expected):
+    assert sync.next_limit(limit, took, timeout=60.0) == expected
