@@ -133,13 +133,7 @@ def find_pairing(user, pin, suffix, ip) -> Registration:
         # A guess that matches no waiting request (or none that still counts this
         # user's guesses) concerns no connector's log.
         logger.info("user %s: wrong pairing PIN and serial digits", username)
-    if guess.remaining == 0:
-        logger.warning(
-            "user %s slowed down after %s wrong pairing guesses within %s s",
-            username,
-            failures.count,
-            failures.seconds,
-        )
+    if _slowed_down(guess, username, failures):
         for registration in counted:
             device_services.record_event(
                 registration.connector_id,
@@ -181,14 +175,21 @@ def find_pairing_by_pin(user, pin, ip, device_type_id=None) -> Registration:
         return _judge_right_guess(registration, user, now)
     username = user.get_username()
     logger.info("user %s: wrong pairing PIN from an app", username)
-    if guess.remaining == 0:
-        logger.warning(
-            "user %s slowed down after %s wrong pairing guesses within %s s",
-            username,
-            failures.count,
-            failures.seconds,
-        )
+    _slowed_down(guess, username, failures)
     raise WrongPairingCode("No device waiting to be paired matches that PIN.")
+
+
+def _slowed_down(guess, username: str, failures) -> bool:
+    """Whether that wrong guess used the user's last one in the window (then logged)."""
+    if guess.remaining != 0:
+        return False
+    logger.warning(
+        "user %s slowed down after %s wrong pairing guesses within %s s",
+        username,
+        failures.count,
+        failures.seconds,
+    )
+    return True
 
 
 def _guess_allowed(now):
