@@ -239,10 +239,13 @@ def sync_rate(mosquitto, count: int, run: int) -> tuple[float, float, float]:
     prober = threading.Thread(target=round_trips, args=(mosquitto, stop, busy))
     prober.start()
     started = time.monotonic()
-    drain(sync)
+    try:
+        drain(sync)
+    finally:
+        # Also when the sync fails: a prober left running would keep the bench alive.
+        stop.set()
+        prober.join()
     elapsed = time.monotonic() - started
-    stop.set()
-    prober.join()
     return count / elapsed, statistics.median(idle), max(busy or [0.0])
 
 
