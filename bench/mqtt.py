@@ -241,11 +241,11 @@ def sync_rate(mosquitto, count: int, run: int) -> tuple[float, float, float]:
     started = time.monotonic()
     try:
         drain(sync)
+        elapsed = time.monotonic() - started
     finally:
         # Also when the sync fails: a prober left running would keep the bench alive.
         stop.set()
         prober.join()
-    elapsed = time.monotonic() - started
     return count / elapsed, statistics.median(idle), max(busy or [0.0])
 
 
