@@ -223,3 +223,14 @@ def test_the_end_node_path_offers_its_methods_only(hub):
     response = hub.call("PUT", "/v1.1/devices", {"name": "Lamp"})
     error_of(response, 405)
     assert response["Allow"] == "GET, POST, HEAD, OPTIONS"
+
+
+def test_a_hub_cannot_act_for_another_hubs_end_node(hub, other_hub):
+    node = other_hub.create_node("Bob's sensor").json()["data"]["id"]
+    error_of(hub.send(node, {"x": 1}), 403)
+    error_of(hub.call("GET", f"/v1.1/devices/{node}"), 403)
+    error_of(hub.call("GET", f"/v1.1/messages/last?sdids={node}"), 403)
+    error_of(hub.call("DELETE", f"/v1.1/devices/{node}"), 403)
+    assert Device.objects.filter(secure__did=node).exists() and not Message.objects.exists()
+    # Its own hub still speaks for it.
+    assert other_hub.send(node, {"x": 2}).status_code == 200
