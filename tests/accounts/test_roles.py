@@ -7,13 +7,11 @@ the console's namespaces. A route with a path parameter the walk cannot fill fai
 the test until a value is added to `path_values`.
 """
 
-import re
-
 import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.views import APIView
 
@@ -25,13 +23,13 @@ from connectors.models import Connector, new_connector_id
 from device_api.base import DeviceAPIView
 from devices.models import BulkAction, Device, WhitelistImport
 from registrations.artik.api import ArtikView
+from tests.support import urls
 from tests.support.tls import make_ca
 
 pytestmark = pytest.mark.django_db
 
 CONSOLE_NAMESPACES = {"connectors", "devices", "certificates"}
 DEVICE_HOST_URLCONF = "device_api.urls"
-PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 # Models whose rows a refused request must leave exactly as they were. API tokens
 # note when they were last used even when the request is then refused.
 APPS_WITH_STATE = ["accounts", "auth", "connectors", "devices", "certificates", "registrations"]
@@ -46,20 +44,10 @@ NEW_CONNECTOR_FORM = {
 }
 
 
-def walk(patterns, prefix="", namespace=""):
-    """(route, namespace, pattern) for every view under `patterns`, includes followed."""
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            inner = entry.namespace or namespace
-            yield from walk(entry.url_patterns, prefix + str(entry.pattern), inner)
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), namespace, entry
-
-
 def management_api(urlconf=None) -> list[tuple[str, list[str], type]]:
     """Every DRF view (the management API, Foundry included): route, methods, view class."""
     routes = []
-    for route, _, entry in walk(get_resolver(urlconf).url_patterns):
+    for route, _, entry in urls.walk(get_resolver(urlconf).url_patterns):
         view_class = getattr(entry.callback, "cls", None)
         if not (isinstance(view_class, type) and issubclass(view_class, APIView)):
             continue
@@ -86,19 +74,13 @@ def management_api(urlconf=None) -> list[tuple[str, list[str], type]]:
 def console_pages() -> list[str]:
     return [
         route
-        for route, namespace, _ in walk(get_resolver().url_patterns)
+        for route, namespace, _ in urls.walk(get_resolver().url_patterns)
         if namespace in CONSOLE_NAMESPACES
     ]
 
 
 def fill(route: str, values: dict) -> str:
-    def value(match):
-        name = match.group(1)
-        if name not in values:
-            pytest.fail(f"{route}: add a value for <{name}> to path_values")
-        return str(values[name])
-
-    return "/" + PARAMETER.sub(value, route)
+    return urls.fill(route, values, "path_values")
 
 
 def snapshot() -> dict:

@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 from playwright.sync_api import expect
@@ -36,6 +36,7 @@ from devices.models import BulkAction, Device, WhitelistImport
 from devices.services import DeviceError
 from devices.services.data import write_data
 from tests.browser.conftest import LAPTOP, PHONE
+from tests.support import urls
 from tests.support.secure_devices import (
     SecureDeviceClient,
     register,
@@ -48,7 +49,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIZES = pytest.mark.parametrize("size", [LAPTOP, PHONE], ids=["laptop", "phone"])
 SCREENSHOTS = os.environ.get("GATEHOUSE_SCREENSHOTS")
-PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 # The console's pages by namespace; "" holds the home page (and the API, whose
 # routes answer JSON and are left out by their content type).
 ADMIN_NAMESPACES = {"", "connectors", "devices", "certificates", "registrations", "accounts"}
@@ -113,32 +113,16 @@ OVERFLOW = """
 """
 
 
-def walk(patterns, prefix="", namespace=""):
-    """(route, namespace) for every view under `patterns`, includes followed."""
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            inner = entry.namespace or namespace
-            yield from walk(entry.url_patterns, prefix + str(entry.pattern), inner)
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), namespace
-
-
 def console_routes(namespaces: set[str]) -> list[str]:
     return [
         route
-        for route, namespace in walk(get_resolver().url_patterns)
+        for route, namespace, _ in urls.walk(get_resolver().url_patterns)
         if namespace in namespaces and not NOT_CONSOLE.match(route)
     ]
 
 
 def fill(route: str, values: dict) -> str:
-    def value(match):
-        name = match.group(1)
-        if name not in values:
-            pytest.fail(f"{route}: add a value for <{name}> to the console's path values")
-        return str(values[name])
-
-    return "/" + PARAMETER.sub(value, route)
+    return urls.fill(route, values, "the console's path values")
 
 
 def overflow(page) -> dict | None:
