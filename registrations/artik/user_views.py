@@ -3,30 +3,25 @@ them (docs/apps-and-hubs.md): the user, their devices and device types, their
 devices' messages, and pairing by PIN. Each parses, calls one service of
 `registrations.services.apps` and shapes ARTIK's answer as the device views do."""
 
-from datetime import UTC, datetime
-
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from registrations.artik.api import AppView
-from registrations.artik.errors import quota_headers
 from registrations.artik.views import (
     LAST_MILLISECOND,
     LastMessagesQuery,
     MessageIn,
     device_shape,
     device_type_shape,
+    message_stored,
     milliseconds,
+    moment,
     normalized,
 )
 from registrations.services import apps
 from registrations.services.registration import public_user_id
 
 DID_LENGTH = 32
-
-
-def moment(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class SelfView(AppView):
@@ -163,9 +158,7 @@ class AppMessagesView(AppView):
             self.ip,
             sent_at=None if ts is None else moment(ts),
         )
-        response = Response({"data": {"mid": message.mid}}, content_type="application/json")
-        quota_headers(response, quota)
-        return response
+        return message_stored(message, quota)
 
 
 class PinPairingIn(serializers.Serializer):

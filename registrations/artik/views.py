@@ -26,6 +26,19 @@ def milliseconds(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def moment(ms: int) -> datetime:
+    """The time ARTIK gives in milliseconds since 1970."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def message_stored(message: Message, quota) -> Response:
+    """The answer to a stored message, device or app: its id and the sender's quota.
+    Without a charset, as ARTIK answers a stored message."""
+    response = Response({"data": {"mid": message.mid}}, content_type="application/json")
+    quota_headers(response, quota)
+    return response
+
+
 class RegistrationsView(ArtikView):
     def post(self, request, **route):
         registration, pin, nonce = services.initiate_registration(
@@ -93,12 +106,9 @@ class MessagesView(DeviceView):
             request.data.get("data"),
             Message.REST,
             self.ip,
-            sent_at=None if ts is None else datetime.fromtimestamp(ts / 1000, UTC),
+            sent_at=None if ts is None else moment(ts),
         )
-        # Without a charset, as ARTIK answers a stored message.
-        response = Response({"data": {"mid": message.mid}}, content_type="application/json")
-        quota_headers(response, quota)
-        return response
+        return message_stored(message, quota)
 
 
 def normalized(message: Message) -> dict:
