@@ -156,8 +156,19 @@ class Supervisor:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.interrupts = 0
+        self.watched: list[tuple[str, str, threading.Event]] = []
+
+    def watch(self, name: str, text: str) -> threading.Event:
+        """An event set once a line of child `name`'s output holds `text` (a sign that it
+        is ready, for `run`'s `ready`)."""
+        seen = threading.Event()
+        self.watched.append((name, text, seen))
+        return seen
 
     def say(self, name: str, line: str) -> None:
+        for watched_name, text, seen in self.watched:
+            if watched_name == name and text in line:
+                seen.set()
         message = Message("line", line, datetime.now(), name, None)
         with self.lock:
             try:

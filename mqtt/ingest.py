@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 DEVICE_MEMORY_SECONDS = 5.0
 MAX_PAYLOAD_BYTES = 64 * 1024
 BATCH = 200  # messages stored in one transaction
+# While the broker is away or refuses the ingest: pauses between tries, a line now and then.
+CONNECT_FIRST_PAUSE, CONNECT_MAX_PAUSE, CONNECT_SAY_EVERY = 0.5, 10.0, 60.0
 BATCH_FORMS = (
     'resource.batch is a non-empty JSON object {"alias": value, …} or Murano\'s list '
     '[{"timestamp": …, "values": {"alias": value, …}}, …]'
@@ -105,6 +107,7 @@ class Ingest:
         self._inbox: queue.Queue = queue.Queue()
         self._receipts: receipts.Receipts | None = None
         self.ready = threading.Event()
+        self.on_ready = None  # called once subscribed (manage.py mqtt_ingest says so)
 
     def device(self, connector_id: str, identity: str) -> Device | None:
         key = (connector_id, identity)
@@ -177,17 +180,34 @@ class Ingest:
             self.repeated += len(messages) - len(fresh)
             return
 
+    def connect(self):
+        """The ingest's connection, waited for while the broker is away or does not know
+        the ingest yet (mqtt_sync makes its client when it starts); None once stopped."""
+        pause, last_said = CONNECT_FIRST_PAUSE, None
+        while not self._stop.is_set():
+            try:
+                return dynsec.connect(
+                    self.url,
+                    topics.INGEST_USERNAME,
+                    password(),
+                    client_id=self.client_id,
+                    clean_start=not self.persistent,
+                    on_message=self.on_message,
+                    receive_maximum=receipts.RECEIVE_MAXIMUM,
+                )
+            except dynsec.BrokerUnavailable as exc:
+                if last_said is None or time.monotonic() - last_said > CONNECT_SAY_EVERY:
+                    logger.warning("mqtt ingest not connected yet (%s); trying again", exc)
+                    last_said = time.monotonic()
+            self._stop.wait(pause)
+            pause = min(pause * 2, CONNECT_MAX_PAUSE)
+        return None
+
     def run(self) -> None:
         self._receipts = receipts.Receipts(self.client_id)
-        client = dynsec.connect(
-            self.url,
-            topics.INGEST_USERNAME,
-            password(),
-            client_id=self.client_id,
-            clean_start=not self.persistent,
-            on_message=self.on_message,
-            receive_maximum=receipts.RECEIVE_MAXIMUM,
-        )
+        client = self.connect()
+        if client is None:
+            return
         granted = threading.Event()
         refused = []
 
@@ -200,8 +220,9 @@ class Ingest:
             client.subscribe([(subscription, 1) for subscription in topics.ingest_subscriptions()])
             if not granted.wait(30) or refused:
                 raise dynsec.BrokerUnavailable(f"the broker refused the subscription: {refused}")
-            logger.info("mqtt ingest %s subscribed at %s", self.client_id, self.url)
             self.ready.set()
+            if self.on_ready is not None:
+                self.on_ready()
             while not self._stop.is_set():
                 batch = self._take()
                 if batch:

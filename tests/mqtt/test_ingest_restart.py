@@ -10,6 +10,7 @@ from devices import services
 from devices.models import DataPoint
 from mqtt import dynsec, receipts, sync, topics
 from mqtt.ingest import Ingest, password
+from mqtt.management.commands.mqtt_ingest import SUBSCRIBED
 from mqtt.models import IngestReceipt
 from tests.mqtt.conftest import eventually
 from tests.support.processes import Processes
@@ -80,7 +81,7 @@ def test_an_ingest_killed_mid_stream_loses_and_repeats_nothing(
     command = ["python", "manage.py", "mqtt_ingest", "--client-id", client_id]
     processes.start("ingest", command)
     try:
-        eventually(lambda: "subscribed at" in processes.log("ingest"), "no ingest")
+        eventually(lambda: SUBSCRIBED in processes.log("ingest"), "no ingest")
         count = 3000
         sent = [device.client.publish(topic, str(n), qos=1) for n in range(1, count + 1)]
         eventually(lambda: len(values(connector)) >= 200, "nothing stored")

@@ -19,6 +19,7 @@ from django.core.management import call_command
 from devices import services
 from devices.models import Device
 from mqtt import topics
+from mqtt.management.commands import mqtt_ingest
 from tests.support.processes import Processes, free_port
 
 # Generous limits: they only end a test that is broken, never one on a busy machine
@@ -131,6 +132,9 @@ def test_local_run_serves_devices_and_ctrl_c_stops_every_process(connector, tmp_
             processes.assert_alive()
             assert time.monotonic() < give_up, processes.logs()
             time.sleep(0.2)
+        # The banner waited for the ingest: what the device publishes below is stored.
+        assert mqtt_ingest.SUBSCRIBED in processes.log("runlocal")
+        give_up = time.monotonic() + START_SECONDS
         # Both ways of naming the connector reach the same device API.
         by_path = post_form(
             f"http://127.0.0.1:{port}/c/{connector.pk}/provision/activate", "id=00000001"

@@ -18,6 +18,12 @@ PARENT_OF_ONE = (
     "print('child', child.pid, flush=True); time.sleep(600)\""
 )
 
+# A program that says it is ready a moment after it starts.
+SLOW_TO_START = (
+    f'{sys.executable} -c "import time; time.sleep(1); '
+    "print('slow: ready now', flush=True); time.sleep(600)\""
+)
+
 
 def wait_for(condition, what: str):
     deadline = time.monotonic() + WAIT_SECONDS
@@ -88,3 +94,28 @@ def test_a_process_that_keeps_failing_at_its_start_stops_the_run(monkeypatch):
     assert log.count("broken exited with status 1") == processes.RESTARTS_AT_START
     assert log.count("broken restarted") == processes.RESTARTS_AT_START - 1
     assert supervisor.children[1].process.poll() is not None  # the others were stopped
+
+
+def test_the_banner_waits_for_a_watched_line():
+    output = io.StringIO()
+    supervisor = processes.Supervisor(
+        {"slow": SLOW_TO_START, "quick": "sleep 600"},
+        {},
+        output=output,
+    )
+    ready = supervisor.watch("slow", "ready now")
+    unrelated = supervisor.watch("quick", "ready now")
+    thread = threading.Thread(
+        target=supervisor.run,
+        kwargs={"ready": ready.is_set, "banner": lambda: ["BANNER"], "handle_signals": False},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        wait_for(lambda: "BANNER" in output.getvalue(), "no banner")
+        text = output.getvalue()
+        assert text.index("slow: ready now") < text.index("BANNER")
+        assert not unrelated.is_set()
+    finally:
+        supervisor.stopping.set()
+        thread.join(WAIT_SECONDS)

@@ -8,6 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from mqtt import dynsec, sync
 from mqtt.ingest import Ingest
 
+# The line that says the ingest is storing (runlocal waits for it before its banner).
+SUBSCRIBED = "subscribed, storing device writes"
+
 
 class Command(BaseCommand):
     help = (
@@ -28,8 +31,15 @@ class Command(BaseCommand):
         ingest = Ingest(client_id=options["client_id"])
         signal.signal(signal.SIGINT, lambda signum, frame: ingest.stop())
         signal.signal(signal.SIGTERM, lambda signum, frame: ingest.stop())
-        self.stdout.write(f"mqtt ingest {options['client_id']}: storing device writes")
+        name = options["client_id"]
+        self.stdout.write(f"mqtt ingest {name}: connecting to {ingest.url}")
         self.stdout.flush()
+
+        def subscribed():
+            self.stdout.write(f"mqtt ingest {name}: {SUBSCRIBED}")
+            self.stdout.flush()
+
+        ingest.on_ready = subscribed
         try:
             ingest.run()
         except dynsec.BrokerUnavailable as exc:

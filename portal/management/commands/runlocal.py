@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from certificates import devproxy
 from core import processes
 from mqtt import local as local_mqtt
+from mqtt.management.commands import mqtt_ingest
 from portal import setup_local
 
 
@@ -104,14 +105,22 @@ class Command(BaseCommand):
         commands, env = self.commands(options)
         supervisor = processes.Supervisor(commands, env, output=sys.stdout)
 
-        def web_answers() -> bool:
+        # Running means serving devices: the web process answers and, with a broker, the
+        # ingest has subscribed (what a device publishes before that has no reader).
+        ingest_subscribed = supervisor.watch("mqtt_ingest", mqtt_ingest.SUBSCRIBED)
+        if "mqtt_ingest" not in commands:
+            ingest_subscribed.set()
+
+        def ready() -> bool:
+            if not ingest_subscribed.is_set():
+                return False
             try:
                 with socket.create_connection((options["host"], options["port"]), timeout=1):
                     return True
             except OSError:
                 return False
 
-        failed = supervisor.run(ready=web_answers, banner=lambda: self.banner(options))
+        failed = supervisor.run(ready=ready, banner=lambda: self.banner(options))
         if failed:
             raise CommandError(
                 f"{failed.name} exited {failed.quick_exits} times within "
