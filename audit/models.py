@@ -152,3 +152,33 @@ class Event(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("events are append-only; only retention removes them (purge_old_records)")
+
+
+class EventCount(models.Model):
+    """How many events of one kind a connector logged in one hour or day that is over
+    (audit.counts): the overview's charts read these instead of every line of the log.
+    Kept for audit.counts.KEPT (purge_old_records); like the log, no constraint on the
+    connector."""
+
+    connector = models.ForeignKey(
+        "connectors.Connector",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        db_index=False,
+    )
+    kind = models.CharField(max_length=20, choices=Event.KINDS)
+    unit = models.CharField(max_length=4, choices=[("hour", "hour"), ("day", "day")])
+    start = models.DateTimeField()
+    rows = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "unit", "start", "kind"], name="event_count_column"
+            )
+        ]
+        indexes = [models.Index(fields=["start"], name="event_count_start")]
+
+    def __str__(self):
+        return f"{self.kind} {self.unit} {self.start:%Y-%m-%d %H:%M}: {self.rows}"

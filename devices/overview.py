@@ -3,19 +3,19 @@ failures by reason and the latest events.
 
 Everything is bounded on a connector of a million devices: status counts are
 exact up to a cap and estimated beyond (`devices.counting`), activity and
-failures read only events inside the chosen time range through the
-(connector, kind, created_at) index, and the latest events are an index range.
+the activity of hours and days that are over is counted once and kept
+(`audit.counts`), failures read only events inside the chosen time range through
+the (connector, kind, created_at) index, and the latest events are an index range.
 """
 
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count as CountRows
-from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.formats import number_format
 
+from audit import counts
 from audit.models import Event
 from connectors.models import Connector
 from devices import counting, ticks
@@ -91,17 +91,11 @@ def activity(connector: Connector, time_range: TimeRange, now: datetime) -> dict
         Event.WRITE: "writes",
     }
     series = {name: [0] * len(starts) for name in kinds.values()}
-    rows = (
-        Event.objects.filter(connector=connector, kind__in=kinds, created_at__gte=starts[0])
-        .annotate(at=Trunc("created_at", time_range.trunc))
-        .values("kind", "at")
-        .annotate(rows=CountRows("*"))
-        .order_by()
-    )
-    for row in rows:
-        index = int((timezone.localtime(row["at"]) - starts[0]) // time_range.bucket)
+    rows = counts.per_column(connector.pk, kinds, time_range.trunc, starts[0], now)
+    for kind, at, events in rows:
+        index = int((timezone.localtime(at) - starts[0]) // time_range.bucket)
         if 0 <= index < len(starts):
-            series[kinds[row["kind"]]][index] += row["rows"]
+            series[kinds[kind]][index] += events
     end = [start + time_range.bucket for start in starts]
     return {
         "range": time_range.key,

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit import counts
 from audit.events import Actor, record_event
 from audit.models import Event
 from devices.models import Credential, DataPoint, Device
@@ -254,4 +255,5 @@ def purge_old_records(batch_size: int = 10_000) -> dict[str, int]:
                 # A raw delete: events refuse updates, and there are no signals to run.
                 count += model.objects.filter(pk__in=ids)._raw_delete(model.objects.db)
         purged[model._meta.model_name] = count
+    purged["eventcount"] = counts.forget_before(timezone.now() - counts.KEPT)
     return purged

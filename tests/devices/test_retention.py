@@ -23,6 +23,6 @@ def test_purge_drops_only_records_past_retention(connector, whitelist, settings)
 
     purged = services.purge_old_records(batch_size=2)
 
-    assert purged == {"event": 3, "datapoint": 0}
+    assert purged == {"event": 3, "datapoint": 0, "eventcount": 0}
     assert list(Event.objects.values_list("kind", flat=True)) == ["whitelist"]
     assert DataPoint.objects.count() == 3
