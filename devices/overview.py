@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.formats import number_format
 
@@ -24,7 +25,7 @@ from devices.templatetags.console import ago
 
 FAILURE_KINDS = [Event.PROVISION_FAILED, Event.AUTH_FAILED, Event.RATE_LIMITED, Event.PAIR_FAILED]
 # Failures grouped by reason are read from at most this many of the newest.
-FAILURE_SAMPLE = 20_000
+FAILURE_SAMPLE = 5_000
 FAILURE_REASONS_SHOWN = 8
 LAST_EVENTS = 10
 
@@ -134,13 +135,32 @@ def chart(title: str, series: dict, names: list[str], time_range: TimeRange) -> 
     }
 
 
+def newest_failures(connector: Connector, since: datetime) -> list[tuple[str, str]]:
+    """(kind, reason) of the newest FAILURE_SAMPLE refusals since `since`.
+
+    One kind IN (…) ordered by time would read every refusal of the range and sort
+    them: 125,000 of a busy month, half a second. Each kind on its own is a range of
+    the (connector, kind, created_at) index read backwards and cut at the sample, and
+    the database merges the newest of them, reading at most the sample per kind.
+    SQLite cannot order the parts of a UNION; a laptop's log is small enough for one.
+    """
+    events = Event.objects.filter(connector=connector, created_at__gte=since)
+    if not connection.features.supports_slicing_ordering_in_compound:
+        newest = events.filter(kind__in=FAILURE_KINDS).order_by("-created_at")
+        return list(newest.values_list("kind", "reason")[:FAILURE_SAMPLE])
+    parts = [
+        events.filter(kind=kind)
+        .order_by("-created_at")
+        .values_list("kind", "reason", "created_at")[:FAILURE_SAMPLE]
+        for kind in FAILURE_KINDS
+    ]
+    merged = parts[0].union(*parts[1:], all=True).order_by("-created_at")[:FAILURE_SAMPLE]
+    return [(kind, reason) for kind, reason, _ in merged]
+
+
 def failures(connector: Connector, since: datetime) -> dict:
     """Refusals since `since`, grouped by kind and reason, most frequent first."""
-    newest = list(
-        Event.objects.filter(connector=connector, kind__in=FAILURE_KINDS, created_at__gte=since)
-        .order_by("-created_at")
-        .values_list("kind", "reason")[:FAILURE_SAMPLE]
-    )
+    newest = newest_failures(connector, since)
     labels = dict(Event.KINDS)
     grouped = Counter(newest).most_common(FAILURE_REASONS_SHOWN)
     top = grouped[0][1] if grouped else 0

@@ -149,3 +149,23 @@ def test_the_overview_shows_kept_and_live_counts_alike(owner_browser, connector)
         assert response.status_code == 200
         charts = {chart["title"]: chart for chart in response.json()["activity"]["charts"]}
         assert sum(charts["Writes"]["series"][0]["values"]) == 3
+
+
+def test_failures_by_reason_are_read_from_the_newest_of_each_kind(
+    connector, make_connector, monkeypatch
+):
+    """The sample is the newest refusals of every kind together, the same as one ordered
+    read of the log gives, and keeps to its connector, kinds and range."""
+    monkeypatch.setattr(overview, "FAILURE_SAMPLE", 7)
+    now = timezone.now()
+    kinds = [Event.PROVISION_FAILED, Event.AUTH_FAILED, Event.AUTH_FAILED, Event.RATE_LIMITED]
+    for minute in range(12):
+        made = Event.objects.create(
+            connector=connector, identity="1", kind=kinds[minute % 4], reason=f"reason {minute}"
+        )
+        Event.objects.filter(pk=made.pk).update(created_at=now - timedelta(minutes=minute))
+    log_at(make_connector().pk, Event.AUTH_FAILED, [now] * 3)  # another connector's
+    log_at(connector.pk, Event.WRITE, [now] * 3)  # not a refusal
+    log_at(connector.pk, Event.AUTH_FAILED, [now - timedelta(days=2)] * 3)  # out of range
+    sample = overview.newest_failures(connector, now - timedelta(days=1))
+    assert sample == [(kinds[minute % 4], f"reason {minute}") for minute in range(7)]
