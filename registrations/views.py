@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.net import client_ip
@@ -99,6 +100,7 @@ def pair_confirm(request):
     )
 
 
+@never_cache
 @login_required
 @require_GET
 def pair_status(request):
@@ -160,6 +162,7 @@ def my_devices(request):
     return render(request, "registrations/my_devices.html", listing)
 
 
+@never_cache
 @login_required
 @require_GET
 def my_devices_feed(request):

@@ -86,7 +86,9 @@ def test_the_feed_lists_the_users_waiting_request_and_the_list_as_the_page_shows
 
 
 def test_the_feed_sends_the_list_only_when_it_changed(confirmed, alice_browser):
-    version = feed(alice_browser)["version"]
+    response = alice_browser.get(FEED)
+    assert "no-store" in response["Cache-Control"]
+    version = response.json()["version"]
     unchanged = feed(alice_browser, version)
     assert unchanged["version"] == version and "html" not in unchanged
 
