@@ -4,12 +4,17 @@ Views parse input, call one service and render; a device that is not the
 signed-in user's own is a 404.
 """
 
+import hashlib
+import re
 from collections import defaultdict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
 from core.net import client_ip
 from devices.models import Device
@@ -19,6 +24,9 @@ from registrations.forms import DeviceNameForm, PairingForm, ShareForm
 # Where the registration a user matched by PIN waits for their confirmation.
 SESSION_KEY = "pairing_rid"
 OWNER_MESSAGES = 50
+# The list's version, as My devices shows it and sends it back when it polls.
+VERSION_LENGTH = 16
+VERSION = re.compile(rf"(?:[0-9a-f]{{{VERSION_LENGTH}}})?")
 
 
 def _minutes(seconds: int) -> str:
@@ -92,11 +100,24 @@ def pair_confirm(request):
     )
 
 
+@never_cache
 @login_required
-def my_devices(request):
-    devices = list(services.owned_devices(request.user))
-    for device in devices:
-        device.latest_message = services.messages_for_owner(device).first()
+@require_GET
+def pair_status(request):
+    """The confirm page's poll: where the request in the user's session stands, so the
+    page can say it expired, was cancelled or was taken while the user looked at it.
+    Only the session's request: there is nothing to name another one with."""
+    try:
+        progress = services.pairing_progress(request.user, request.session.get(SESSION_KEY))
+    except services.RegistrationError as exc:
+        return JsonResponse({"state": "gone", "message": exc.message}, status=404)
+    return JsonResponse({"state": progress.state, "message": progress.message})
+
+
+def _my_listing(user) -> dict:
+    """What My devices lists: the user's devices (end nodes under their hub), hubs shared
+    with them, and the registrations they confirmed that wait for their device."""
+    devices = list(services.owned_devices(user))
     # End nodes are listed under their hub: the user's own, or one shared with them.
     nodes_by_hub = defaultdict(list)
     listed = []
@@ -105,16 +126,66 @@ def my_devices(request):
         (nodes_by_hub[hub_id] if hub_id else listed).append(device)
     for device in listed:
         device.nodes_behind = nodes_by_hub.pop(device.pk, [])
-    shared = list(services.hubs_shared_with(request.user))
+    shared = list(services.hubs_shared_with(user))
     for hub in shared:
         hub.nodes_behind = nodes_by_hub.pop(hub.pk, [])
     listed += [node for nodes in nodes_by_hub.values() for node in nodes]
-    waiting = services.awaiting_completion(request.user)
-    return render(
-        request,
-        "registrations/my_devices.html",
-        {"devices": listed, "shared_hubs": shared, "waiting": waiting},
+    waiting = list(services.awaiting_completion(user).order_by("confirmed_at", "pk"))
+    return {
+        "all_devices": devices,
+        "devices": listed,
+        "shared_hubs": shared,
+        "waiting": waiting,
+        "version": _listing_version(devices, shared, waiting),
+    }
+
+
+def _listing_version(devices, shared, waiting) -> str:
+    """A short digest of what the list shows, so a poll redraws it only when it changed."""
+    shown = (
+        [("device", device.pk, device.status, device.name) for device in devices]
+        + [("shared", hub.pk) for hub in shared]
+        + [("waiting", registration.pk) for registration in waiting]
     )
+    return hashlib.sha256(repr(sorted(shown, key=str)).encode()).hexdigest()[:VERSION_LENGTH]
+
+
+def _with_latest_messages(listing: dict) -> dict:
+    for device in listing["all_devices"]:
+        device.latest_message = services.messages_for_owner(device).first()
+    return listing
+
+
+@login_required
+def my_devices(request):
+    listing = _with_latest_messages(_my_listing(request.user))
+    return render(request, "registrations/my_devices.html", listing)
+
+
+@never_cache
+@login_required
+@require_GET
+def my_devices_feed(request):
+    """My devices, polled while a device the user paired has yet to finish: the user's
+    own waiting and lately ended requests, and the list redrawn when it changed since
+    the version the page shows (`seen`)."""
+    seen = request.GET.get("seen", "")
+    if not VERSION.fullmatch(seen):
+        return JsonResponse({"error": "seen: the version the page shows"}, status=400)
+    listing = _my_listing(request.user)
+    answer = {
+        "version": listing["version"],
+        "waiting": [
+            {"id": registration.pk, "name": registration.device_name}
+            for registration in listing["waiting"]
+        ],
+        "ended": services.ended_pairings(request.user),
+    }
+    if seen != listing["version"]:
+        answer["html"] = render_to_string(
+            "registrations/_my_devices_list.html", _with_latest_messages(listing), request
+        )
+    return JsonResponse(answer)
 
 
 def _own_device(request, device_id) -> Device:

@@ -9,6 +9,7 @@ table.
 - `messaging`: the registered device authenticates and sends and reads messages;
 - `hubs`: a hub creates, lists and deletes its end nodes and speaks for them;
 - `owners`: the user lists, renames and releases their devices;
+- `progress`: where a pairing stands, for the pages that follow it while it runs;
 - `apps`: an app the user allowed (OAuth 2.0) reads their devices and messages,
   sends messages for them and pairs new ones by PIN;
 - `expiry`: deadlines and retention.
@@ -87,6 +88,7 @@ from registrations.services.pairing import (
     normalize_serial_suffix,
     pairing_to_confirm,
 )
+from registrations.services.progress import ended_pairings, pairing_progress
 from registrations.services.registration import (
     complete_registration,
     initiate_registration,
@@ -133,6 +135,7 @@ __all__ = [
     "disconnect_device",
     "end_node",
     "end_nodes",
+    "ended_pairings",
     "expire_stale_registrations",
     "find_pairing",
     "find_pairing_by_pin",
@@ -147,6 +150,7 @@ __all__ = [
     "own_connector",
     "own_device",
     "owned_devices",
+    "pairing_progress",
     "pairing_to_confirm",
     "post_message",
     "public_user_id",

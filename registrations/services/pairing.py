@@ -57,7 +57,8 @@ def normalize_pin(raw) -> str:
 
 
 def normalize_serial_suffix(raw) -> str:
-    suffix = (raw if isinstance(raw, str) else "").strip().lower()
+    # Spaces, colons and dashes may be typed as the serial is printed ("c0:ff:ee", "FF EE").
+    suffix = re.sub(r"[\s:-]", "", raw if isinstance(raw, str) else "").lower()
     if not SERIAL_SUFFIX.fullmatch(suffix):
         raise InvalidPairingInput(
             "Type the last 4 characters (0-9, A-F) of the device certificate's serial number."

@@ -78,7 +78,7 @@ def test_a_device_registers_by_pin_and_its_messages_reach_my_devices(
                     "You are claiming a Acme Thermostat device"
                 )
                 page.fill("#id_name", "Hall thermostat")
-                page.get_by_role("button", name="Pair this Acme Thermostat").click()
+                page.get_by_role("button", name="Pair this device").click()
                 expect(page.get_by_text("Waiting for the device")).to_be_visible()
 
                 poller.join(timeout=60)
