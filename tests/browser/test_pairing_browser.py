@@ -84,7 +84,7 @@ def test_my_devices_shows_the_device_when_it_finishes_without_a_reload(
     page = tab.page
     page.set_viewport_size(size)
     find_the_device(page, started, device_certificate)
-    expect(page.locator("#claim")).to_have_text("You are claiming a Acme Thermostat device")
+    expect(page.locator("#claim")).to_have_text("You are claiming this device: Acme Thermostat")
     fits(page)
     page.fill("#id_name", "Garden thermostat")
     page.get_by_role("button", name="Pair this device").click()

@@ -75,7 +75,7 @@ def test_a_device_registers_by_pin_and_its_messages_reach_my_devices(
                 page.fill("#id_serial_suffix", SERIAL[-4:])
                 page.get_by_role("button", name="Find the device").click()
                 expect(page.locator("#claim")).to_have_text(
-                    "You are claiming a Acme Thermostat device"
+                    "You are claiming this device: Acme Thermostat"
                 )
                 page.fill("#id_name", "Hall thermostat")
                 page.get_by_role("button", name="Pair this device").click()

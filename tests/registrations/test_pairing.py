@@ -121,7 +121,7 @@ def test_the_right_pin_and_serial_digits_ask_to_confirm_naming_the_device_type(
     )
     assert found.status_code == 302 and found["Location"] == "/pair/confirm/"
     page = alice_browser.get("/pair/confirm/").content.decode()
-    assert "You are claiming a Acme Thermostat device" in page
+    assert "You are claiming this device: Acme Thermostat" in page
     assert "a1b2c3d4" in page and suffix in page
     # Nothing is claimed until the user confirms.
     assert registration(started["rid"]).status == Registration.PENDING_USER_CONFIRMATION
