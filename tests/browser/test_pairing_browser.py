@@ -58,14 +58,6 @@ def tab(page, live_server, end_user):
     return Watched(page)
 
 
-@pytest.fixture
-def started(secure_client, secure_connector):
-    """The device started a registration over the device API and shows its PIN."""
-    response = secure_client.initiate(secure_connector, "a1b2c3d4")
-    assert response.status_code == 200, response.content
-    return response.json()["data"]
-
-
 def find_the_device(page, started, device_certificate) -> None:
     """Type the PIN and serial digits as a person copies them, with spaces."""
     pin, suffix = started["pin"], serial_suffix_of(device_certificate)

@@ -15,7 +15,6 @@ from tests.support.secure_devices import (
     SecureDeviceClient,
     pair,
     registration,
-    serial_suffix_of,
     trust,
 )
 from tests.support.tls import make_certificate
@@ -23,17 +22,6 @@ from tests.support.tls import make_certificate
 pytestmark = pytest.mark.django_db
 
 LOOK_ALIKES = set("0O1IL")
-
-
-@pytest.fixture
-def started(secure_client, secure_connector):
-    """A registration the device started, waiting for a user."""
-    return secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
-
-
-@pytest.fixture
-def suffix(device_certificate):
-    return serial_suffix_of(device_certificate)
 
 
 def wrong_pin(pin: str) -> str:

@@ -10,23 +10,12 @@ from django.utils import timezone
 
 from registrations.forms import PairingForm
 from registrations.models import Registration
-from tests.support.secure_devices import pair, registration, serial_suffix_of
+from tests.support.secure_devices import pair, registration
 
 pytestmark = pytest.mark.django_db
 
 FEED = "/my/devices/feed/"
 STATUS = "/pair/confirm/status/"
-
-
-@pytest.fixture
-def started(secure_client, secure_connector):
-    """A registration the device started, waiting for a user."""
-    return secure_client.initiate(secure_connector, "a1b2c3d4").json()["data"]
-
-
-@pytest.fixture
-def suffix(device_certificate):
-    return serial_suffix_of(device_certificate)
 
 
 @pytest.fixture

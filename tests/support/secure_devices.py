@@ -108,6 +108,21 @@ def secure_client(device_certificate):
 
 
 @pytest.fixture
+def started(secure_client, secure_connector):
+    """A registration the device started over the device API, waiting for a user: its
+    rid, PIN and the rest of the device API's answer."""
+    response = secure_client.initiate(secure_connector, "a1b2c3d4")
+    assert response.status_code == 200, response.content
+    return response.json()["data"]
+
+
+@pytest.fixture
+def suffix(device_certificate):
+    """The serial digits a user types with the PIN."""
+    return serial_suffix_of(device_certificate)
+
+
+@pytest.fixture
 def alice(django_user_model):
     # No password: the test client signs her in directly, without a slow hash.
     return django_user_model.objects.create_user("alice", "alice@example.com")
