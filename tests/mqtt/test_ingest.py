@@ -92,9 +92,9 @@ def test_an_ingest_started_before_its_broker_client_waits_for_it(
     # ingest's password with it.
 
 
-def test_an_ingest_waiting_for_an_absent_broker_stops_when_told(settings):
+def test_an_ingest_waiting_for_an_absent_broker_stops_when_told():
     waiting = Ingest(client_id=f"test-ingest-{uuid.uuid4()}", url="mqtt://127.0.0.1:1")
-    thread = threading.Thread(target=waiting.run)
+    thread = threading.Thread(target=lambda: (waiting.run(), connections.close_all()))
     thread.start()
     assert not waiting.ready.wait(1.5) and thread.is_alive()
     waiting.stop()
