@@ -121,6 +121,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="profiled requests per scenario")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
+    parser.add_argument(
+        "--sort", default="cumulative", help="order of the profile: cumulative, tottime, …"
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default=device_api.DATABASE_NAME)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
@@ -278,7 +281,7 @@ def profile_scenarios(args, fixture) -> int:
         profile.disable()
         print(f"cProfile (CPU time) of {args.requests} more; it inflates pure-Python time:")
         stats = pstats.Stats(profile)
-        stats.sort_stats("cumulative").print_stats(args.top)
+        stats.sort_stats(args.sort).print_stats(args.top)
     return 0
 
 
