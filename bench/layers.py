@@ -170,7 +170,7 @@ def instrument(timer: LayerTimer) -> None:
     from devices.services import credentials
 
     timer.wrap(WSGIHandler, "__call__", "Django: WSGI handler (request, response, signals)")
-    timer.wrap(BaseHandler, "_get_response", "Django: view call, process_view")
+    timer.wrap(BaseHandler, "_get_response", "Django: view call, process_view, render")
     timer.wrap(URLResolver, "resolve", "Django: URL resolving")
     for dotted in settings.MIDDLEWARE:
         module, _, name = dotted.rpartition(".")
