@@ -59,6 +59,8 @@ def start_runner(args, env: dict[str, str], port: int, log_path: Path) -> subpro
             sys.executable, "manage.py", "runlocal", "--port", str(port),
             "--asgi-port", str(harness.free_port()), "--https-port", "0",
             "--mqtt-port", str(harness.free_port()), "--mqtt-cert-port", "0",
+            *(["--web-workers", str(args.web_workers)] if args.web_workers else []),
+            *(["--threads", str(args.threads)] if args.threads else []),
         ],
         env,
         log_path,
@@ -74,6 +76,10 @@ def parse_args():
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run")
     parser.add_argument("--connections", type=int, default=48, help="keep-alive connections")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--web-workers", type=int, help="gunicorn processes (default: runlocal's own)"
+    )
+    parser.add_argument("--threads", type=int, help="threads per web process (runlocal's own)")
     parser.add_argument("--token-devices", type=int, default=256)
     parser.add_argument("--password-devices", type=int, default=16)
     parser.add_argument(

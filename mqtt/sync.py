@@ -23,15 +23,29 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
+from core.sql import columns, insert
 from devices.models import Device
 from mqtt import clients, dynsec, tls, topics, vault
 from mqtt.models import BrokerChange, BrokerClient, PendingSecret
 
 logger = logging.getLogger(__name__)
 BATCH = 500  # outbox rows per control message
+
+# The receivers run in every activation: written out, as the device API's own
+# statements are (devices.sql), since the ORM's compiling costs more than the insert.
+CHANGE_FIELDS = ("reason", "connector_id", "device_id", "identity", "created_at")
+INSERT_CHANGE = insert(BrokerChange, CHANGE_FIELDS)
+INSERT_SECRET = insert(PendingSecret, ("device", "credential_version", "sealed", "created_at"))
+_id, _version, _connector, _identity = columns(
+    Device, "id", "credential_version", "connector", "identity"
+)
+DEVICE_VERSION = (
+    f"SELECT {_id}, {_version} FROM {Device._meta.db_table} "  # noqa: S608
+    f"WHERE {_connector} = %s AND {_identity} = %s"
+)
 
 
 def enabled() -> bool:
@@ -41,19 +55,37 @@ def enabled() -> bool:
 # --- receivers ---------------------------------------------------------------------------
 
 
+def _connection(model):
+    return connections[router.db_for_write(model)]
+
+
 def credentials_changed(sender, changes, **kwargs) -> None:
     if not enabled():
         return
+    connection = _connection(BrokerChange)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [
+        [
+            change.reason[:40],
+            change.connector_id,
+            change.device_id,
+            change.identity or "",
+            now,
+        ]
+        for change in changes
+    ]
     try:
-        BrokerChange.objects.bulk_create(
-            BrokerChange(
-                reason=change.reason[:40],
-                connector_id=change.connector_id,
-                device_id=change.device_id,
-                identity=change.identity or "",
-            )
-            for change in changes
-        )
+        if len(rows) == 1:
+            # The usual single change: one statement, atomic by itself.
+            with connection.cursor() as cursor:
+                cursor.execute(INSERT_CHANGE, rows[0])
+        else:
+            # All or none, as bulk_create would.
+            with (
+                transaction.atomic(using=connection.alias, savepoint=False),
+                connection.cursor() as cursor,
+            ):
+                cursor.executemany(INSERT_CHANGE, rows)
     except Exception:  # noqa: BLE001  (the change happened; mqtt_resync repairs the broker)
         logger.exception("could not queue %d broker change(s)", len(changes))
 
@@ -61,19 +93,17 @@ def credentials_changed(sender, changes, **kwargs) -> None:
 def secret_issued(sender, connector_id: str, identity: str, secret: str, **kwargs) -> None:
     if not enabled() or not secret:
         return
+    connection = _connection(PendingSecret)
     try:
-        device = (
-            Device.objects.filter(connector_id=connector_id, identity=identity)
-            .values("pk", "credential_version")
-            .first()
-        )
-        if device is None:
-            return
-        PendingSecret.objects.create(
-            device_id=device["pk"],
-            credential_version=device["credential_version"],
-            sealed=vault.seal(secret, device["pk"], device["credential_version"]),
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(DEVICE_VERSION, [connector_id, identity])
+            device = cursor.fetchone()
+            if device is None:
+                return
+            device_pk, version = device
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            sealed = vault.seal(secret, device_pk, version)
+            cursor.execute(INSERT_SECRET, [device_pk, version, sealed, now])
     except Exception:  # noqa: BLE001  (never let the secret reach a log line)
         logger.error("could not queue the broker secret of %s/%s", connector_id, identity)
 

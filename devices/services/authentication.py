@@ -4,10 +4,12 @@ import base64
 import functools
 import re
 import secrets
+import weakref
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
+from django.db import connections
 
 from audit.events import record_event
 from audit.models import Event
@@ -84,20 +86,64 @@ def split_identity(decoded: str, identity_format: IdentityFormat) -> tuple[str, 
 
 # The device lookups are written out (devices.sql) rather than built by the ORM:
 # they run on every authenticated device request, and compiling the equivalent
-# joins costs more CPU than the round trip. RawQuerySet still applies the fields'
-# converters.
+# joins costs more CPU than the round trip. Their row is read with a plain cursor
+# and the fields' converters (a RawQuerySet would apply the same ones, but works
+# out its columns, fields and converters again on every query, which cost about
+# as much as the SQLite query itself).
+
+# The columns of devices.sql's device lookups, in order: the device's, then its
+# connector's alias-table revision.
+_DEVICE_FIELDS = tuple(
+    Device._meta.get_field(name)
+    for name in (
+        "id",
+        "connector",
+        "identity",
+        "status",
+        "last_seen_at",
+        "last_ip",
+        "credential_version",
+    )
+)
+_DEVICE_NAMES = [field.attname for field in _DEVICE_FIELDS]
+_REVISION = Connector._meta.get_field("resources_revision")
+# database connection -> [(column index, converters, expression)]
+_converters = weakref.WeakKeyDictionary()
+
+
+def _row_converters(connection) -> list:
+    found = _converters.get(connection)
+    if found is None:
+        found = []
+        for index, field in enumerate((*_DEVICE_FIELDS, _REVISION)):
+            column = field.get_col(field.model._meta.db_table)
+            functions = connection.ops.get_db_converters(column) + column.get_db_converters(
+                connection
+            )
+            if functions:
+                found.append((index, functions, column))
+        _converters[connection] = found
+    return found
 
 
 def _provisioned_device(sql: str, params: list) -> Device | None:
-    for device in Device.objects.raw(sql, params):
-        # The connector's alias-table revision rides along; its other fields load on use.
-        device.connector = Connector.from_db(
-            device._state.db,
-            ["id", "resources_revision"],
-            [device.connector_id, device.resources_revision],
-        )
-        return device
-    return None
+    database = Device.objects.db
+    connection = connections[database]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, functions, column in _row_converters(connection):
+        for convert in functions:
+            values[index] = convert(values[index], column, connection)
+    device = Device.from_db(database, _DEVICE_NAMES, values[:-1])
+    # The connector's alias-table revision rides along; its other fields load on use.
+    device.connector = Connector.from_db(
+        database, ["id", "resources_revision"], [device.connector_id, values[-1]]
+    )
+    return device
 
 
 def token_key(connector_id: str, token: str) -> str:
