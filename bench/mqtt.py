@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=8)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_mqtt")
+    parser.add_argument(
+        "--profile-ingest", metavar="FILE", help="cProfile the restarted ingest into FILE"
+    )
     args = parser.parse_args()
     sizes = sorted({int(size) for size in args.sync.split(",")})
 
@@ -129,7 +132,9 @@ def measure_run(mosquitto, work: Path, run: int, args, sizes: list[int], results
         results["rtt_busy"].append(busy)
         synced = size
     say(f"run {run + 1}: ingest, {args.messages} messages from {args.publishers} publishers")
-    stored, plain, once, gap = ingest(mosquitto, work, args.messages, args.publishers, run)
+    stored, plain, once, gap = ingest(
+        mosquitto, work, args.messages, args.publishers, run, args.profile_ingest
+    )
     say(
         f"run {run + 1}: stored {stored:.0f}/s, plain subscriber {plain:.0f}/s, "
         f"exactly once {once}, restart gap {gap:.1f} s"
@@ -304,7 +309,7 @@ def sync_rate(mosquitto, count: int, run: int, offset: int) -> tuple[float, floa
 # --- 3. ingest ------------------------------------------------------------------------------
 
 
-def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int):
+def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int, profile=None):
     """(stored/s, plain subscriber received/s, every value stored once, restart gap s)."""
     from devices.models import DataPoint
     from mqtt import sync, topics
@@ -351,6 +356,8 @@ def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int):
     # broker keeps the session and sends them again.
     killed = time.monotonic()
     harness.stop(process, signal.SIGKILL)
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
     process = start_ingest(command, work / f"ingest-{run}.2.log")
     gap = time.monotonic() - killed
     publishing.join()
