@@ -94,7 +94,14 @@ def test_an_ingest_started_before_its_broker_client_waits_for_it(
 
 def test_an_ingest_waiting_for_an_absent_broker_stops_when_told(settings):
     waiting = Ingest(client_id=f"test-ingest-{uuid.uuid4()}", url="mqtt://127.0.0.1:1")
-    thread = threading.Thread(target=waiting.run)
+
+    def run():
+        try:
+            waiting.run()
+        finally:
+            connections.close_all()  # the thread's own, opened to read the receipts
+
+    thread = threading.Thread(target=run)
     thread.start()
     assert not waiting.ready.wait(1.5) and thread.is_alive()
     waiting.stop()
