@@ -1,28 +1,37 @@
 """Devices on MQTT against a plain Mosquitto baseline on the same machine.
 
-    .venv/bin/python bench/mqtt.py [--runs 3] [--devices 40] [--sync 1000] [--messages 5000]
+    .venv/bin/python bench/mqtt.py [--runs 3] [--devices 40] [--sync 250,500,1000]
+        [--messages 5000] [--publishers 8]
 
 Drops and recreates the PostgreSQL database `bench_mqtt` (`--postgres`,
-`--database`), starts its own Mosquitto with the dynamic-security plugin on
-free loopback ports, and measures, each `--runs` times:
+`--database`), and each of `--runs` times starts a fresh Mosquitto with the
+dynamic-security plugin on a free loopback port, then measures:
 
 1. provision -> first accepted publish: a device is activated through the
    service the HTTP API calls, `mqtt_sync` (a worker at the default interval)
    creates its broker client, and the device connects and publishes QoS 1;
-   against the baseline of connecting and publishing with a client that exists;
-2. credentials synced: `--sync` token devices provisioned at once and sent to
-   the broker in batches, devices per second, and the broker's round trip for
-   a plain client meanwhile (its worst, against its idle median);
+   against the baseline of connecting and publishing with a client that exists.
+   The devices follow each other without a pause, so each waits for the
+   worker's next control message (MQTT_SYNC_INTERVAL);
+2. credentials synced: token devices provisioned at once until the broker holds
+   each of the `--sync` totals, sent by the same worker; devices per second at
+   each size (Mosquitto 2.0 rewrites its plugin file after every command, so the
+   rate falls as the broker grows), and the broker's round trip for a plain
+   client meanwhile (its worst, against its idle median);
 3. ingest: `--messages` QoS 1 messages from `--publishers` devices stored by one
-   `manage.py mqtt_ingest`, stopped and restarted half way, against a plain
-   paho subscriber receiving the same stream; every value stored exactly once?
+   `manage.py mqtt_ingest`, killed (SIGKILL, as a crash) once half are stored and
+   started again, against a plain paho subscriber receiving the same stream; the
+   rate leaves out the time between the kill and the new process's subscription.
+   Every value stored exactly once?
 
-Prints the medians with their ranges and each target as met or MISSED.
+Prints what each phase took as it goes, then the medians with their ranges and
+each target as met or MISSED.
 """
 
 import argparse
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -40,18 +49,26 @@ TARGET_FIRST_PUBLISH_P99 = 1.0
 TARGET_SYNC_100K_SECONDS = 60.0
 TARGET_INGEST_RATE = 5000.0
 TARGET_INGEST_RATIO = 0.5
+READY_SECONDS = 120  # for the ingest's subscription on a loaded machine
+STORE_SECONDS = 600  # for the last message to be stored
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--devices", type=int, default=40, help="provision->publish samples")
-    parser.add_argument("--sync", type=int, default=1000, help="devices synced at once")
+    parser.add_argument(
+        "--sync", default="250,500,1000", help="broker sizes (devices) synced up to, in turn"
+    )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--publishers", type=int, default=8)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_mqtt")
+    parser.add_argument(
+        "--profile-ingest", metavar="FILE", help="cProfile the restarted ingest into FILE"
+    )
     args = parser.parse_args()
+    sizes = sorted({int(size) for size in args.sync.split(",")})
 
     work = Path(tempfile.mkdtemp(prefix="gatehouse-bench-mqtt-"))
     harness.recreate_database(args.postgres, args.database)
@@ -72,8 +89,9 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)
     from mqtt import broker
 
-    mosquitto = broker.Broker(work / "broker").start()
-    os.environ.update(mosquitto.settings())
+    # One port and admin password for every run's broker: the settings name them once.
+    first = broker.Broker(work / "broker-0")
+    os.environ.update(first.settings())
     from portal import setup_local
 
     setup_local.prepare()
@@ -83,24 +101,53 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    try:
-        results = {"first": [], "baseline": [], "sync": [], "rtt_idle": [], "rtt_busy": []}
-        ingest_rates, plain_rates, exact = [], [], []
-        for run in range(args.runs):
-            first, baseline = first_publish(mosquitto, args.devices, run)
-            results["first"] += first
-            results["baseline"] += baseline
-            rate, idle, busy = sync_rate(mosquitto, args.sync, run)
-            results["sync"].append(rate)
-            results["rtt_idle"].append(idle)
-            results["rtt_busy"].append(busy)
-            stored, plain, once = ingest(mosquitto, work, args.messages, args.publishers, run)
-            ingest_rates.append(stored)
-            plain_rates.append(plain)
-            exact.append(once)
-        report(results, ingest_rates, plain_rates, exact, args)
-    finally:
-        mosquitto.stop()
+    results = {key: [] for key in ("first", "baseline", "rtt_idle", "rtt_busy")}
+    results.update({"sync": {size: [] for size in sizes}, "ingest": [], "plain": [], "exact": []})
+    for run in range(args.runs):
+        mosquitto = broker.Broker(
+            work / f"broker-{run}", port=first.port, admin_password=first.admin_password
+        ).start()
+        try:
+            measure_run(mosquitto, work, run, args, sizes, results)
+        finally:
+            mosquitto.stop()
+    report(results, args, sizes)
+
+
+def measure_run(mosquitto, work: Path, run: int, args, sizes: list[int], results: dict) -> None:
+    say(f"run {run + 1}: provision -> first publish, {args.devices} devices")
+    first, baseline = first_publish(mosquitto, args.devices, run)
+    results["first"] += first
+    results["baseline"] += baseline
+    say(f"run {run + 1}: p50 {statistics.median(first):.3f} s")
+    synced = 0
+    for size in sizes:
+        rate, idle, busy = sync_rate(mosquitto, size - synced, run, synced)
+        say(
+            f"run {run + 1}: synced {size - synced} more devices up to {size}: {rate:.1f}/s, "
+            f"round trip worst {busy * 1000:.0f} ms (idle {idle * 1000:.1f} ms)"
+        )
+        results["sync"][size].append(rate)
+        results["rtt_idle"].append(idle)
+        results["rtt_busy"].append(busy)
+        synced = size
+    say(f"run {run + 1}: ingest, {args.messages} messages from {args.publishers} publishers")
+    stored, plain, once, gap = ingest(
+        mosquitto, work, args.messages, args.publishers, run, args.profile_ingest
+    )
+    say(
+        f"run {run + 1}: stored {stored:.0f}/s, plain subscriber {plain:.0f}/s, "
+        f"exactly once {once}, restart gap {gap:.1f} s"
+    )
+    results["ingest"].append(stored)
+    results["plain"].append(plain)
+    results["exact"].append(once)
+
+
+def say(line: str) -> None:
+    """A progress line, with the machine's load (other work moves every number)."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"[{time.strftime('%H:%M:%S')} load {load}] {line}", flush=True)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -221,12 +268,16 @@ def round_trips(mosquitto, stop: threading.Event, out: list[float]) -> None:
     probe.loop_stop()
 
 
-def sync_rate(mosquitto, count: int, run: int) -> tuple[float, float, float]:
+def sync_rate(mosquitto, count: int, run: int, offset: int) -> tuple[float, float, float]:
+    """`count` devices provisioned at once, then sent by an `mqtt_sync` worker at the
+    default interval: devices per second, and a plain client's round trip (idle
+    median, worst meanwhile)."""
     from mqtt import sync
+    from mqtt.models import BrokerChange, PendingSecret
 
     made = connector()
     for n in range(count):
-        provision(made, f"r{run}-sync-{n}")
+        provision(made, f"r{run}-sync-{offset + n}")
     idle: list[float] = []
     stop = threading.Event()
     prober = threading.Thread(target=round_trips, args=(mosquitto, stop, idle))
@@ -238,46 +289,28 @@ def sync_rate(mosquitto, count: int, run: int) -> tuple[float, float, float]:
     stop = threading.Event()
     prober = threading.Thread(target=round_trips, args=(mosquitto, stop, busy))
     prober.start()
+    worker = sync.Worker()
+    thread = threading.Thread(target=worker.run, daemon=True)
     started = time.monotonic()
+    thread.start()
     try:
-        drain(sync)
+        while BrokerChange.objects.exists() or PendingSecret.objects.exists():
+            time.sleep(0.05)
         elapsed = time.monotonic() - started
     finally:
         # Also when the sync fails: a prober left running would keep the bench alive.
+        worker.stopping = True
+        thread.join(300)
         stop.set()
         prober.join()
     return count / elapsed, statistics.median(idle), max(busy or [0.0])
 
 
-def drain(sync) -> None:
-    """Send the whole outbox as `manage.py mqtt_sync` would: control messages sized by
-    `sync.next_limit`, smaller again after one the broker did not answer in time."""
-    from mqtt import dynsec
-
-    limit, admin = sync.BATCH, None
-    try:
-        while True:
-            try:
-                admin = admin or sync.connect()
-                sent = time.monotonic()
-                if not sync.flush(admin, limit):
-                    return
-                limit = sync.next_limit(limit, time.monotonic() - sent, admin.timeout)
-            except dynsec.BrokerUnavailable as exc:
-                if admin is not None:
-                    limit = sync.next_limit(limit, None, admin.timeout)
-                    admin.close()
-                    admin = None
-                print(f"  broker did not keep up ({exc}); next message: {limit} rows", flush=True)
-    finally:
-        if admin is not None:
-            admin.close()
-
-
 # --- 3. ingest ------------------------------------------------------------------------------
 
 
-def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int):
+def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int, profile=None):
+    """(stored/s, plain subscriber received/s, every value stored once, restart gap s)."""
     from devices.models import DataPoint
     from mqtt import sync, topics
     from mqtt.ingest import password
@@ -293,7 +326,7 @@ def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int):
     done = threading.Event()
 
     def counted(c, u, message):
-        got.append(1)
+        got.append(time.monotonic())
         if len(got) >= messages:
             done.set()
 
@@ -304,29 +337,53 @@ def ingest(mosquitto, work: Path, messages: int, publishers: int, run: int):
     started = time.monotonic()
     publish_all(mosquitto, made, devices, messages, offset=0)
     done.wait(300)
-    plain_rate = len(got) / (time.monotonic() - started)
+    plain_rate = len(got) / ((got[-1] if got else time.monotonic()) - started)
     plain.disconnect()
     plain.loop_stop()
 
-    log = work / f"ingest-{run}.log"
     command = [sys.executable, "manage.py", "mqtt_ingest", "--client-id", f"bench-ingest-{run}"]
-    process = harness.start(command, dict(os.environ), log)
-    time.sleep(2)
-    stored_query = DataPoint.objects.filter(device__connector=made)
+    process = start_ingest(command, work / f"ingest-{run}.log")
+    stored = DataPoint.objects.filter(device__connector=made)
     started = time.monotonic()
-    half = messages // 2
-    publish_all(mosquitto, made, devices, half, offset=1_000_000)
-    harness.stop(process)  # the restart: the broker keeps the session and its messages
-    process = harness.start(command, dict(os.environ), log.with_suffix(".2.log"))
-    publish_all(mosquitto, made, devices, messages - half, offset=2_000_000)
-    deadline = time.monotonic() + 600
-    while stored_query.count() < messages and time.monotonic() < deadline:
-        time.sleep(0.2)
-    rate = stored_query.count() / (time.monotonic() - started)
+    publishing = threading.Thread(
+        target=publish_all, args=(mosquitto, made, devices, messages, 1_000_000)
+    )
+    publishing.start()
+    deadline = time.monotonic() + STORE_SECONDS
+    while stored.count() < messages // 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The restart: a crash, so some messages are stored and not yet acknowledged; the
+    # broker keeps the session and sends them again.
+    killed = time.monotonic()
+    harness.stop(process, signal.SIGKILL)
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
+    process = start_ingest(command, work / f"ingest-{run}.2.log")
+    gap = time.monotonic() - killed
+    publishing.join()
+    while stored.count() < messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished = time.monotonic()
+    time.sleep(2)  # a message stored twice would show up meanwhile
     harness.stop(process)
-    values = list(stored_query.values_list("value", flat=True))
+    values = list(stored.values_list("value", flat=True))
     exactly_once = len(values) == messages and len(set(values)) == messages
-    return rate, plain_rate, exactly_once
+    return messages / (finished - started - gap), plain_rate, exactly_once, gap
+
+
+def start_ingest(command: list[str], log: Path):
+    """`manage.py mqtt_ingest`, once it says it has subscribed (its stdout: the log
+    level hides its log lines)."""
+    from mqtt.management.commands.mqtt_ingest import SUBSCRIBED
+
+    process = harness.start(command, dict(os.environ), log)
+    deadline = time.monotonic() + READY_SECONDS
+    while SUBSCRIBED not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            harness.stop(process)
+            raise SystemExit(f"mqtt_ingest did not subscribe:\n{log.read_text()}")
+        time.sleep(0.05)
+    return process
 
 
 def publish_all(mosquitto, made, devices, count: int, offset: int) -> None:
@@ -355,7 +412,7 @@ def publish_all(mosquitto, made, devices, count: int, offset: int) -> None:
 # --- report -----------------------------------------------------------------------------
 
 
-def report(results, ingest_rates, plain_rates, exact, args) -> None:
+def report(results, args, sizes: list[int]) -> None:
     first = results["first"]
     p99 = percentile(first, 0.99)
     milliseconds = {key: [x * 1000 for x in results[key]] for key in ("rtt_idle", "rtt_busy")}
@@ -363,27 +420,45 @@ def report(results, ingest_rates, plain_rates, exact, args) -> None:
         ["provision -> first publish p50 (s)", f"{statistics.median(first):.3f}"],
         ["provision -> first publish p99 (s)", f"{p99:.3f}"],
         ["baseline connect + publish p50 (s)", f"{statistics.median(results['baseline']):.3f}"],
-        [f"credentials synced ({args.sync} at once, /s)", harness.spread(results["sync"], 0)],
+    ]
+    below = 0
+    for size in sizes:
+        label = f"credentials synced, {below}->{size} on the broker (/s)"
+        rows.append([label, harness.spread(results["sync"][size], 1)])
+        below = size
+    rows += [
         ["broker round trip idle median (ms)", harness.spread(milliseconds["rtt_idle"], 1)],
         ["broker round trip worst during sync (ms)", harness.spread(milliseconds["rtt_busy"], 1)],
-        [f"ingest stored/s ({args.publishers} publishers)", harness.spread(ingest_rates, 0)],
-        ["plain subscriber received/s", harness.spread(plain_rates, 0)],
-        ["every value stored exactly once", str(all(exact))],
+        [f"ingest stored/s ({args.publishers} publishers)", harness.spread(results["ingest"], 0)],
+        ["plain subscriber received/s", harness.spread(results["plain"], 0)],
+        ["every value stored exactly once", str(all(results["exact"]))],
     ]  # fmt: skip
     harness.print_rows(["measure", "median (range)"], rows)
-    sync_100k = 100_000 / statistics.median(results["sync"])
-    ratio = statistics.median(ingest_rates) / statistics.median(plain_rates)
+    ingest_rate = statistics.median(results["ingest"])
+    ratio = ingest_rate / statistics.median(results["plain"])
     print()
     print(harness.verdict(p99 <= TARGET_FIRST_PUBLISH_P99, "first publish p99 <= 1 s"))
-    print(
-        harness.verdict(sync_100k <= TARGET_SYNC_100K_SECONDS, "100,000 devices synced <= 60 s")
-        + f" (at this rate: {sync_100k:.0f} s; the rate falls as the broker grows)"
-    )
-    print(
-        harness.verdict(statistics.median(ingest_rates) >= TARGET_INGEST_RATE, ">= 5,000 stored/s")
-    )
+    largest = statistics.median(results["sync"][sizes[-1]])
+    if sizes[-1] < 100_000:
+        print(
+            "target 100,000 devices synced <= 60 s: not run (needs "
+            f"{100_000 / TARGET_SYNC_100K_SECONDS:.0f}/s; {largest:.1f}/s up to {sizes[-1]} "
+            "devices, falling as the broker grows)"
+        )
+    else:
+        seconds = sum(
+            (size - below) / statistics.median(results["sync"][size])
+            for below, size in zip([0, *sizes], sizes, strict=False)
+        )
+        print(
+            harness.verdict(seconds <= TARGET_SYNC_100K_SECONDS, "100,000 devices synced <= 60 s")
+            + f" ({seconds:.0f} s to {sizes[-1]})"
+        )
+    print(harness.verdict(ingest_rate >= TARGET_INGEST_RATE, ">= 5,000 stored/s"))
     print(harness.verdict(ratio >= TARGET_INGEST_RATIO, f">= 0.5 x plain subscriber ({ratio:.2f})"))
-    print(harness.verdict(all(exact), "no message lost or stored twice across a restart"))
+    print(
+        harness.verdict(all(results["exact"]), "no message lost or stored twice across a restart")
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,12 @@ def insert_data_points(count: int) -> str:
     return INSERT_DATA_POINT.rsplit(" VALUES ", 1)[0] + " VALUES " + ", ".join([row] * count)
 
 
+def insert_events(count: int) -> str:
+    """INSERT of `count` events in one statement (values: INSERT_EVENT's, row by row)."""
+    row = f"({', '.join(['%s'] * len(EVENT_COLUMNS))})"
+    return INSERT_EVENT.rsplit(" VALUES ", 1)[0] + " VALUES " + ", ".join([row] * count)
+
+
 def insert_data_points_and_event(count: int) -> str:
     """PostgreSQL: `count` data points and their write's event in one statement
     (values: the points', then INSERT_EVENT's)."""

@@ -7,7 +7,8 @@ defined aliases become data points, undefined ones are named in the write
 event, last-seen moves. The broker's ACLs guarantee that only a device
 publishes in its own namespace, so the topic names the writer.
 
-Messages are QoS 1, stored in batches of up to BATCH in one transaction and
+Messages are QoS 1, stored in batches of up to BATCH in one transaction (their
+data points and events in a few statements: devices.services.WriteBatch) and
 acknowledged only once committed: a message in flight when an ingest stops is
 delivered again (to it on reconnection: it keeps its session). The receipts
 written with each batch (mqtt.receipts) keep a message that was stored but not
@@ -123,8 +124,8 @@ class Ingest:
         self._devices[key] = (now, device)
         return device
 
-    def store(self, topic: str, payload: bytes) -> None:
-        """Store one message; a message that cannot be stored is logged and dropped."""
+    def store(self, topic: str, payload: bytes, writes: services.WriteBatch) -> None:
+        """Add one message to `writes`; one that cannot be stored is logged and dropped."""
         try:
             connector_id, identity, kind, alias = topics.parse_device_topic(topic)
         except (topics.TopicError, UnicodeDecodeError):
@@ -134,12 +135,12 @@ class Ingest:
         if device is None:
             return  # revoked or deleted a moment ago; the broker has dropped its client
         try:
-            services.write_data(device, pairs_of(kind, alias, payload), None)
+            writes.add(device, pairs_of(kind, alias, payload), None)
         except (UnusableMessage, services.InvalidData) as exc:
             reason = f"MQTT write refused: {getattr(exc, 'message', str(exc))}"
-            services.record_event(connector_id, identity, Event.WRITE_IGNORED, reason[:500], None)
+            writes.add_event(connector_id, identity, Event.WRITE_IGNORED, reason[:500], None)
         except services.RateLimited:
-            services.record_event(connector_id, identity, Event.RATE_LIMITED, "MQTT write", None)
+            writes.add_event(connector_id, identity, Event.RATE_LIMITED, "MQTT write", None)
         self.stored += 1
 
     def on_message(self, client, userdata, message) -> None:
@@ -167,8 +168,10 @@ class Ingest:
             try:
                 with transaction.atomic():
                     fresh = self._receipts.fresh(messages)
+                    writes = services.WriteBatch()
                     for message in fresh:
-                        self.store(message.topic, message.payload)
+                        self.store(message.topic, message.payload, writes)
+                    writes.save()
                     sequence = self._receipts.note(fresh)
             except DatabaseError:
                 logger.exception("database unavailable; retrying %d message(s)", len(messages))

@@ -32,7 +32,9 @@ from mqtt import clients, dynsec, tls, topics, vault
 from mqtt.models import BrokerChange, BrokerClient, PendingSecret
 
 logger = logging.getLogger(__name__)
-BATCH = 500  # outbox rows per control message
+BATCH = 500  # outbox rows per control message, at most
+FIRST_LIMIT = 10  # rows of a worker's first message, before it has timed the broker
+MESSAGE_SECONDS = 1.0  # what one control message should cost the broker
 
 # The receivers run in every activation: written out, as the device API's own
 # statements are (devices.sql), since the ORM's compiling costs more than the insert.
@@ -211,28 +213,34 @@ def connect() -> dynsec.Dynsec:
 
 
 def next_limit(limit: int, took: float | None, timeout: float) -> int:
-    """Outbox rows for the next control message. A broker that did not answer in time
-    (`took` None) gets a quarter as many: Mosquitto 2.0 rewrites its plugin file after
-    every command, so a message's cost grows with the broker, and resending a message
-    it is still working through only adds to its queue. One answered within a quarter
-    of the timeout gets twice as many again, up to BATCH."""
+    """Outbox rows for the next control message, sized so the broker spends about
+    MESSAGE_SECONDS on one: Mosquitto 2.0 rewrites its plugin file after every command
+    and serves no client meanwhile, so a message's cost grows with the broker, and a
+    message of a minute stalls every device for that minute. One that took longer
+    gets proportionally fewer rows; one not answered in time (`took` None) a quarter
+    as many (resending a message the broker is still working through only adds to its
+    queue); one answered within half the budget twice as many again, up to BATCH."""
     if took is None:
         return max(1, limit // 4)
-    if took < timeout / 4:
+    budget = min(MESSAGE_SECONDS, timeout / 4)
+    if took > budget:
+        return max(1, int(limit * budget / took))
+    if took < budget / 2:
         return min(BATCH, limit * 2)
     return limit
 
 
 class Worker:
     """The loop behind `manage.py mqtt_sync`: polls the outbox, sends at a bounded rate,
-    in control messages sized to what the broker answers in time (`next_limit`)."""
+    in control messages sized to what the broker answers in about MESSAGE_SECONDS
+    (`next_limit`), starting small: the broker's size is unknown until it answers."""
 
     def __init__(self, *, interval: float | None = None, poll: float = 0.1):
         self.interval = settings.MQTT_SYNC_INTERVAL if interval is None else interval
         self.poll = poll
         self.stopping = False
         self.last_sent = 0.0
-        self.limit = BATCH
+        self.limit = FIRST_LIMIT
 
     def run(self) -> None:
         client = None

@@ -26,7 +26,7 @@ from devices.services.credentials import (
     new_token,
     password_cache_key,
 )
-from devices.services.data import read_latest, wait_for_change, write, write_data
+from devices.services.data import WriteBatch, read_latest, wait_for_change, write, write_data
 from devices.services.errors import (
     AlreadyProvisioned,
     AlreadyWhitelisted,
@@ -89,6 +89,7 @@ __all__ = [
     "TOKEN_LENGTH",
     "UnsupportedAuth",
     "WindowExpired",
+    "WriteBatch",
     "activate",
     "activate_device",
     "activation_deadline",

@@ -46,6 +46,13 @@ def test_insert_event_writes_every_column(connector):
     assert event.actor is None and event.actor_name == ""
 
 
+def test_insert_many_events_keeps_their_order(connector):
+    rows = [event_values(connector, f"many {n}") for n in range(3)]
+    run(sql.insert_events(3), [value for row in rows for value in row])
+    stored = Event.objects.filter(reason__startswith="many ").order_by("id")
+    assert list(stored.values_list("reason", flat=True)) == ["many 0", "many 1", "many 2"]
+
+
 def test_insert_data_point_and_many_points(device):
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     run(sql.INSERT_DATA_POINT, [device.pk, "myalias", "1", at])

@@ -152,10 +152,14 @@ def test_the_sync_worker_sends_a_revocation_on_its_own(
         (sync.BATCH, None, sync.BATCH // 4),  # not answered in time: a quarter
         (3, None, 1),
         (1, None, 1),  # never below one row
-        (100, 1.0, 200),  # answered quickly: twice as many
-        (sync.BATCH, 1.0, sync.BATCH),  # never above BATCH
-        (100, 30.0, 100),  # answered, slowly: as many again
+        (100, 0.1, 200),  # answered quickly: twice as many
+        (sync.BATCH, 0.1, sync.BATCH),  # never above BATCH
+        (100, 0.8, 100),  # within the budget: as many again
+        (100, 4.0, 25),  # over the budget: as many as fit in it
+        (100, 30.0, 3),
+        (2, 30.0, 1),  # never below one row
     ],
 )
 def test_the_sync_sizes_its_messages_to_what_the_broker_answers_in_time(limit, took, expected):
+    assert sync.MESSAGE_SECONDS == 1.0
     assert sync.next_limit(limit, took, timeout=60.0) == expected
