@@ -10,7 +10,8 @@ after the commit) of the change they hear of:
 
 `manage.py mqtt_sync` (`Worker`) empties the outbox: it reads each device's
 state from the database, turns it into dynamic-security commands, sends them in
-one control message at most every MQTT_SYNC_INTERVAL, and deletes what the
+one control message at most every MQTT_SYNC_INTERVAL (and after a pause as long
+as the broker took over the last one), and deletes what the
 broker answered (the sealed secrets with it). A device that is no longer
 provisioned loses its broker client, which disconnects its session at once.
 """
@@ -240,6 +241,7 @@ class Worker:
         self.poll = poll
         self.stopping = False
         self.last_sent = 0.0
+        self.last_took = 0.0
         self.limit = FIRST_LIMIT
 
     def run(self) -> None:
@@ -265,13 +267,22 @@ class Worker:
         if not (BrokerChange.objects.exists() or PendingSecret.objects.exists()):
             time.sleep(self.poll)
             return
-        wait = self.last_sent + self.interval - time.monotonic()
+        wait = self.next_send_at() - time.monotonic()
         if wait > 0:
             time.sleep(wait)  # gathers what arrives meanwhile into the same batch
         self.last_sent = time.monotonic()
         flush(client, self.limit)
-        self.limit = next_limit(self.limit, time.monotonic() - self.last_sent, client.timeout)
+        self.last_took = time.monotonic() - self.last_sent
+        self.limit = next_limit(self.limit, self.last_took, client.timeout)
         drop_stale_secrets()
+
+    def next_send_at(self) -> float:
+        """When the next message may go (monotonic clock): MQTT_SYNC_INTERVAL after the
+        last one began, and never before the broker has had as long to serve its clients
+        as the last message kept it busy (Mosquitto serves nobody while it works through
+        one), so a large broker spends at most half its time on the sync while a small
+        one hears of a new device within the interval."""
+        return self.last_sent + max(self.interval, 2 * self.last_took)
 
 
 def ensure_service_clients(client: dynsec.Dynsec) -> None:

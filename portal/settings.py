@@ -396,9 +396,10 @@ MQTT_ADMIN_USERNAME = config.text("MQTT_ADMIN_USERNAME", default="gatehouse")
 MQTT_ADMIN_PASSWORD = config.secret("MQTT_ADMIN_PASSWORD")
 if MQTT_BROKER_URL and not MQTT_ADMIN_PASSWORD:
     raise ImproperlyConfigured("MQTT_BROKER_URL needs MQTT_ADMIN_PASSWORD (or _FILE)")
-# At most one batch of broker commands per interval: Mosquitto rewrites its whole
-# plugin file for each control message (each command, before 2.1).
-MQTT_SYNC_INTERVAL = config.number("MQTT_SYNC_INTERVAL", default=1.0, minimum=0.0)
+# At most one batch of broker commands per interval, and a pause at least as long as
+# the broker took over the last (Mosquitto 2.0 rewrites its whole plugin file after
+# each command and serves no client meanwhile): mqtt.sync.Worker.
+MQTT_SYNC_INTERVAL = config.number("MQTT_SYNC_INTERVAL", default=0.25, minimum=0.0)
 # A new device secret waits sealed at most this long for the broker, then the device
 # must be reset to reach MQTT (it still reaches HTTP).
 # Where mqtt_sync writes the certificate listener's CA list and CRLs (device-cas.pem,

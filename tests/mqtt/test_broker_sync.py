@@ -163,3 +163,20 @@ def test_the_sync_worker_sends_a_revocation_on_its_own(
 def test_the_sync_sizes_its_messages_to_what_the_broker_answers_in_time(limit, took, expected):
     assert sync.MESSAGE_SECONDS == 1.0
     assert sync.next_limit(limit, took, timeout=60.0) == expected
+
+
+@pytest.mark.parametrize(
+    "interval, took, expected",
+    [
+        (0.25, 0.0, 0.25),  # a quick broker hears of the next change within the interval
+        (0.25, 0.05, 0.25),
+        (0.25, 1.0, 2.0),  # one busy for a second gets a second to serve its clients
+        (1.0, 0.3, 1.0),
+    ],
+)
+def test_the_sync_leaves_the_broker_as_long_to_serve_clients_as_it_kept_it_busy(
+    settings, interval, took, expected
+):
+    worker = sync.Worker(interval=interval)
+    worker.last_sent, worker.last_took = 100.0, took
+    assert worker.next_send_at() == pytest.approx(100.0 + expected)
