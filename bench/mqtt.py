@@ -183,12 +183,15 @@ def client(mosquitto, username, password, on_message=None):
     if on_message:
         made.on_message = on_message
     made.connect(mosquitto.host, mosquitto.port)
-    made.loop_start()
-    connected.wait(30)
+    # The CONNACK is waited for in this thread: a network thread (loop_start) takes up
+    # to a second to notice loop_stop, which a refused attempt would add to the latency.
+    deadline = time.monotonic() + 30
+    while not connected.is_set() and time.monotonic() < deadline:
+        made.loop(timeout=0.01)
     if outcome.get("rc") is None or outcome["rc"].is_failure:
-        made.loop_stop()
         made.disconnect()
         return None
+    made.loop_start()
     return made
 
 
