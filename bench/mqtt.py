@@ -1,11 +1,13 @@
 """Devices on MQTT against a plain Mosquitto baseline on the same machine.
 
     .venv/bin/python bench/mqtt.py [--runs 3] [--devices 40] [--sync 250,500,1000]
-        [--messages 5000] [--publishers 8]
+        [--messages 5000] [--publishers 8] [--redis redis://127.0.0.1:6379/13]
 
 Drops and recreates the PostgreSQL database `bench_mqtt` (`--postgres`,
-`--database`), and each of `--runs` times starts a fresh Mosquitto with the
-dynamic-security plugin on a free loopback port, then measures:
+`--database`) and, with `--redis`, flushes that Redis db and keeps the rate limits
+and stamps there as production does (else in the laptop's disk cache), and each of
+`--runs` times starts a fresh Mosquitto with the dynamic-security plugin on a free
+loopback port, then measures:
 
 1. provision -> first accepted publish: a device is activated through the
    service the HTTP API calls, `mqtt_sync` (a worker at the default interval)
@@ -65,6 +67,12 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_mqtt")
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="production's shape: rate limits and stamps in this Redis db (flushed); "
+        "without it they are in the laptop's disk cache",
+    )
+    parser.add_argument(
         "--profile-ingest", metavar="FILE", help="cProfile the restarted ingest into FILE"
     )
     args = parser.parse_args()
@@ -87,6 +95,9 @@ def main() -> None:
         }
     )
     os.environ.pop("REDIS_URL", None)
+    if args.redis:
+        harness.flush_redis(args.redis)
+        os.environ["REDIS_URL"] = args.redis
     from mqtt import broker
 
     # One port and admin password for every run's broker: the settings name them once.
