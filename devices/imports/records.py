@@ -117,8 +117,9 @@ def live_phase(record: WhitelistImport) -> dict:
         "total": record.phase_total,
         "started_at": record.phase_started_at,
     }
-    if record.status != WhitelistImport.RUNNING or record.phase == WhitelistImport.CHECKING:
+    if record.status != WhitelistImport.RUNNING:
         return phase
+    # Noted only from the start of the write on, so always a later step than the fields.
     try:
         note = cache.get(_phase_key(record.pk, record.attempts))
     except Exception:  # noqa: BLE001 - the import's own fields still say enough.
