@@ -146,7 +146,7 @@ def phase_state(run: WhitelistImport) -> dict:
         return {**state, "phase_text": text, "bar_max": 1, "bar_value": None}
     unit = "rows" if phase == WhitelistImport.CHECKING else "devices"
     if not total:
-        text = f"{step}: counting the rows of the file…"
+        text = f"{step}: {done:,} {unit} so far" if done else f"{step}: counting the rows…"
         return {**state, "phase_text": text, "bar_max": 1, "bar_value": None}
     parts = [f"{step}: {min(done, total):,} of {total:,} {unit}"]
     if elapsed >= RATE_AFTER_SECONDS and done:

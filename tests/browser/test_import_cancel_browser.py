@@ -1,7 +1,8 @@
-"""Cancelling a CSV import from its page while it waits and while it runs, at laptop
-and phone sizes."""
+"""Following a CSV import from its page through its steps to done, and cancelling
+one while it waits and while it runs, at laptop and phone sizes."""
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from audit.models import Event
@@ -56,6 +57,7 @@ def test_a_maker_watches_an_import_wait_then_run_and_cancels_it(
         expect(status).to_have_text("Running")
         expect(page.locator("#import-processed")).to_have_text(str(ROWS))
         expect(page.locator("#import-progress")).to_have_attribute("value", str(ROWS))
+        expect(page.locator("#import-phase")).to_contain_text("Checking rows")
         fits_the_viewport(page)
         keep_screenshot(page, "import-running")
 
@@ -83,3 +85,78 @@ def test_a_maker_watches_an_import_wait_then_run_and_cancels_it(
         kind=Event.IMPORT,
         reason=f"CSV import {record.pk} cancelled by owner via portal: nothing written",
     ).exists()
+
+
+def step_of(page, phase: str):
+    return page.locator(f'#import-steps li[data-phase="{phase}"]')
+
+
+@SIZES
+def test_a_maker_follows_an_import_through_its_steps_to_done(
+    signed_in_page, connector, tmp_path, settings, monkeypatch, size
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMPORT_INLINE_MAX_BYTES = 0
+    monkeypatch.setattr(tasks.run_whitelist_import, "delay", lambda pk: None)
+    csv_file = tmp_path / "north <site> #7.csv"
+    csv_file.write_text(
+        "ID,TLS Client Certificate,Tags\n" + "".join(f"{n:08d},,\n" for n in range(1, ROWS + 1))
+    )
+    page = signed_in_page
+    page.set_viewport_size(size)
+    page.goto(f"/connectors/{connector.pk}/imports/new/")
+    page.set_input_files("#id_file", str(csv_file))
+    page.click("text=Upload CSV")
+
+    phase = page.locator("#import-phase")
+    bar = page.locator("#import-progress")
+    expect(page.locator("#import-file-name")).to_have_text("north <site> #7.csv")
+    expect(phase).to_have_text("Waiting for a worker to start it.")
+    record = WhitelistImport.objects.get()
+
+    # A worker claims it and checks every row.
+    WhitelistImport.objects.filter(pk=record.pk).update(
+        status=WhitelistImport.RUNNING,
+        attempts=1,
+        total=ROWS,
+        phase=WhitelistImport.CHECKING,
+        phase_started_at=timezone.now(),
+    )
+    record.refresh_from_db()
+    run = ImportRun(record)
+    try:
+        run._validate()
+        expect(phase).to_contain_text(f"Step 1 of 3: Checking rows: {ROWS} of {ROWS} rows")
+        expect(step_of(page, "checking")).to_have_attribute("data-state", "current")
+        expect(bar).to_have_attribute("value", str(ROWS))
+        fits_the_viewport(page)
+
+        # Adding devices: the bar starts again, at no device added.
+        run.phase, run.phase_started_at = WhitelistImport.WRITING, timezone.now()
+        run._progress(WhitelistImport.WRITING, 0)
+        expect(phase).to_contain_text(f"Step 2 of 3: Adding devices: 0 of {ROWS} devices")
+        expect(bar).to_have_attribute("value", "0")
+        expect(bar).to_have_attribute("max", str(ROWS))
+        expect(step_of(page, "checking")).to_have_attribute("data-state", "done")
+        expect(step_of(page, "writing")).to_have_attribute("data-state", "current")
+        run._progress(WhitelistImport.WRITING, ROWS // 2)
+        expect(phase).to_contain_text(f"{ROWS // 2} of {ROWS} devices")
+        fits_the_viewport(page)
+        keep_screenshot(page, "import-adding-devices")
+
+        # Saving the result, as the writer notes it inside its transaction.
+        run._progress(WhitelistImport.FINISHING, ROWS)
+        expect(phase).to_contain_text("Step 3 of 3: Saving the result")
+        expect(step_of(page, "finishing")).to_have_attribute("data-state", "current")
+        fits_the_viewport(page)
+
+        run._write()
+    finally:
+        run.close()
+    expect(page.locator("#import-status")).to_have_text("Done")
+    expect(page.locator("#import-summary")).to_have_text(f"Done: {ROWS} devices whitelisted.")
+    for key in ("checking", "writing", "finishing"):
+        expect(step_of(page, key)).to_have_attribute("data-state", "done")
+    expect(bar).to_have_attribute("value", str(ROWS))
+    fits_the_viewport(page)
+    assert Device.objects.filter(connector=connector).count() == ROWS
