@@ -124,6 +124,7 @@ def phase_state(run: WhitelistImport) -> dict:
         "phase": phase,
         "phase_label": PHASE_LABELS.get(phase, ""),
         "phases": _step_states(run, steps, phase),
+        "phase_done": run.phase_done,
         "rate": None,
         "eta_seconds": None,
     }
@@ -136,6 +137,7 @@ def phase_state(run: WhitelistImport) -> dict:
         done, total, started = run.processed, run.total, run.phase_started_at
     else:
         done, total, started = live["done"], live["total"], live["started_at"]
+    state["phase_done"] = done
     step = f"Step {steps.index(phase) + 1} of {len(steps)}: {PHASE_LABELS[phase]}"
     elapsed = (timezone.now() - started).total_seconds() if started else 0.0
     if phase == WhitelistImport.FINISHING:
@@ -162,6 +164,11 @@ def phase_state(run: WhitelistImport) -> dict:
 def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) -> dict:
     """What an import's page shows, and what its progress endpoint answers."""
     finished = run.status in WhitelistImport.ENDED
+    phase = phase_state(run)
+    created = run.created
+    if not finished and phase["phase"] in (WhitelistImport.WRITING, WhitelistImport.FINISHING):
+        # Added in the writing transaction: they all appear when it commits.
+        created = phase["phase_done"]
     return {
         "id": run.pk,
         "status": run.status,
@@ -173,11 +180,11 @@ def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) 
         "file_name": run.original_name,
         "total": run.total,
         "processed": run.processed,
-        "created": run.created,
+        "created": created,
         "error_count": run.error_count,
         "good": max(0, run.processed - run.error_count),
         "errors": run.errors[:errors_shown] if finished else [],
-        **phase_state(run),
+        **phase,
     }
 
 

@@ -141,6 +141,7 @@ def test_a_maker_follows_an_import_through_its_steps_to_done(
         expect(step_of(page, "writing")).to_have_attribute("data-state", "current")
         run._progress(WhitelistImport.WRITING, ROWS // 2)
         expect(phase).to_contain_text(f"{ROWS // 2} of {ROWS} devices")
+        expect(page.locator("#import-created")).to_have_text(str(ROWS // 2))
         fits_the_viewport(page)
         keep_screenshot(page, "import-adding-devices")
 
