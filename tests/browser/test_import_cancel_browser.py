@@ -161,3 +161,43 @@ def test_a_maker_follows_an_import_through_its_steps_to_done(
     expect(bar).to_have_attribute("value", str(ROWS))
     fits_the_viewport(page)
     assert Device.objects.filter(connector=connector).count() == ROWS
+
+
+@SIZES
+def test_a_maker_imports_the_good_rows_of_a_refused_file_in_one_click(
+    signed_in_page, connector, tmp_path, settings, size
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    csv_file = tmp_path / "factory line 7.csv"
+    csv_file.write_text("ID,TLS Client Certificate,Tags\n00000001,,\n12ab,,\n00000003,,\n")
+    page = signed_in_page
+    page.set_viewport_size(size)
+    page.goto(f"/connectors/{connector.pk}/imports/new/")
+    page.set_input_files("#id_file", str(csv_file))
+    page.click("text=Upload CSV")
+
+    expect(page.locator("#import-status")).to_have_text("Failed")
+    expect(page.locator("#import-errors")).to_contain_text(
+        "The ID cell must be exactly 8 decimal digits; this one holds non-digits."
+    )
+    expect(page.locator('#import-steps li[data-phase="checking"]')).to_have_attribute(
+        "data-state", "stopped"
+    )
+    fits_the_viewport(page)
+    keep_screenshot(page, "import-refused")
+    expect(page.locator("#import-good-rows button")).to_have_text("Import the 2 good rows")
+    page.click("#import-good-rows button")
+
+    expect(page.locator("ul.messages")).to_contain_text("started with the good rows of import")
+    restart = WhitelistImport.objects.order_by("-pk").first()
+    assert restart.retry_of_id is not None
+    expect(page.locator("ul.messages")).to_contain_text(
+        f"Import {restart.pk} started with the good rows of import {restart.retry_of_id}."
+    )
+    expect(page.locator("#import-status")).to_have_text("Done")
+    expect(page.locator("#import-file-name")).to_have_text("factory line 7.csv")
+    expect(page.locator("#import-summary")).to_have_text(
+        "Done: 2 devices whitelisted, 1 bad row skipped."
+    )
+    fits_the_viewport(page)
+    assert Device.objects.filter(connector=connector).count() == 2
