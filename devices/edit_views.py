@@ -1,5 +1,7 @@
-"""Portal pages that change one thing a maker owns: a device's name and tags, and
-cancelling a CSV import that has not ended.
+"""Portal pages that change one thing a maker owns: a device's name and tags.
+
+(Cancelling a CSV import, and restarting one with its good rows, are in
+devices.import_views with the other import pages.)
 
 Like devices.views, every page is for device makers and every lookup goes
 through `connectors_for`, so another maker's connector is a 404.
@@ -7,14 +9,14 @@ through `connectors_for`, so another maker's connector is a 404.
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import maker_required
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
-from devices import imports, services
+from devices import services
 from devices.forms import DeviceEditForm
-from devices.views import actor, edit_initial, get_device, get_import, status_view
+from devices.views import actor, edit_initial, get_device, status_view
 
 
 @maker_required
@@ -43,20 +45,3 @@ def device_edit(request, connector_id, device_id):
     context = connector_context(request, connector, "devices")
     context.update(device=device, status=status_view(device.status), edit_form=form)
     return render(request, "devices/edit.html", context, status=400 if form.is_bound else 200)
-
-
-@maker_required
-@require_POST
-def import_cancel(request, connector_id, import_id):
-    """Stop a pending or running import before it writes; an ended one stays as it ended."""
-    connector = get_connector(request, connector_id)
-    run = get_import(connector, import_id)
-    if imports.cancel_import(run, actor=actor(request), ip=client_ip(request)):
-        messages.success(request, f"Import {run.pk} cancelled: nothing was written.")
-    else:
-        messages.error(
-            request,
-            f"Import {run.pk} had already ended ({run.get_status_display().lower()}): "
-            "nothing was cancelled.",
-        )
-    return redirect("devices:import", connector_id=connector.pk, import_id=run.pk)

@@ -243,6 +243,18 @@ class WhitelistImport(models.Model):
     ABORT = "abort"
     SKIP = "skip"
     ON_ERROR = [(ABORT, "Abort on any bad row"), (SKIP, "Skip bad rows")]
+    # The steps of a run, in order (devices.imports.run). Writing and finishing
+    # happen inside the one transaction that commits the devices.
+    WAITING = ""
+    CHECKING = "checking"
+    WRITING = "writing"
+    FINISHING = "finishing"
+    PHASES = [
+        (WAITING, "Waiting to start"),
+        (CHECKING, "Checking rows"),
+        (WRITING, "Adding devices"),
+        (FINISHING, "Saving the result"),
+    ]
 
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="imports")
     created_by = models.ForeignKey(
@@ -265,6 +277,19 @@ class WhitelistImport(models.Model):
     # IMPORT_STALL_SECONDS lost its worker (devices.imports.sweep).
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The uploaded file's own name, for people to recognise it: cleaned for
+    # display and never used as a path (the upload is stored under `file`).
+    original_name = models.CharField(max_length=120, blank=True)
+    # The step the run is in, when it started, and how far it got: rows checked,
+    # devices added. Moved with each progress update, so pollers show a rate.
+    phase = models.CharField(max_length=9, choices=PHASES, default=WAITING, blank=True)
+    phase_started_at = models.DateTimeField(null=True, blank=True)
+    phase_done = models.PositiveIntegerField(default=0)
+    phase_total = models.PositiveIntegerField(default=0)
+    # The import this one restarts with its good rows only: at most one restart each.
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry"
+    )
 
     def __str__(self):
         return f"import {self.pk} into {self.connector_id} ({self.status})"

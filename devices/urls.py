@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from devices import edit_views, list_views, overview_views, views
+from devices import edit_views, import_views, list_views, overview_views, views
 
 app_name = "devices"
 
@@ -21,10 +21,15 @@ urlpatterns = [
         views.device_action,
         name="action",
     ),
-    path("imports/new/", views.import_new, name="import-new"),
-    path("imports/<int:import_id>/", views.import_detail, name="import"),
-    path("imports/<int:import_id>/cancel/", edit_views.import_cancel, name="import-cancel"),
-    path("imports/<int:import_id>/progress", views.import_progress, name="import-progress"),
+    path("imports/new/", import_views.import_new, name="import-new"),
+    path("imports/<int:import_id>/", import_views.import_detail, name="import"),
+    path("imports/<int:import_id>/cancel/", import_views.import_cancel, name="import-cancel"),
+    path(
+        "imports/<int:import_id>/good-rows/",
+        import_views.import_good_rows,
+        name="import-good-rows",
+    ),
+    path("imports/<int:import_id>/progress", import_views.import_progress, name="import-progress"),
     path("logs/", views.logs, name="logs"),
     path("logs/feed", views.log_feed, name="log-feed"),
 ]

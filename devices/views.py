@@ -1,7 +1,7 @@
-"""Portal pages inside one connector: the device page, CSV imports, the live Logs tab.
+"""Portal pages inside one connector: the device page and the live Logs tab.
 
 The Devices tab itself, with its sorts, counts and bulk actions, is in
-devices.list_views.
+devices.list_views; CSV imports are in devices.import_views.
 
 Views parse input, call one service from `devices.services` (or the import
 engine) and render. Every page is for device makers (`maker_required`) and every
@@ -21,21 +21,19 @@ from accounts.permissions import maker_required
 from audit.models import Event
 from connectors.views import connector_context, get_connector
 from core.net import client_ip
-from devices import charts, imports, services, tasks
+from devices import charts, services
 from devices.forms import (
     DeviceEditForm,
     EventFilterForm,
-    ImportForm,
     WhitelistForm,
     tags_as_text,
 )
-from devices.models import DataPoint, Device, WhitelistImport, identity_names
+from devices.models import DataPoint, Device, identity_names
 
 LOG_PAGE_SIZE = 100
 LIVE_BATCH_SIZE = 200
 CHART_POINTS = 200
 DEVICE_EVENTS = 20
-IMPORT_ERRORS_SHOWN = 500
 
 # What each admin action on a device is called, says and does.
 ACTIONS = {
@@ -230,92 +228,6 @@ def secret_issued(request, connector, device, secret, connect_by):
     response = render(request, "devices/secret.html", context)
     response["Cache-Control"] = "no-store"
     return response
-
-
-# --- Add many devices (CSV) -----------------------------------------------------
-
-
-@maker_required
-@require_http_methods(["GET", "POST"])
-def import_new(request, connector_id):
-    connector = get_connector(request, connector_id)
-    form = ImportForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            run = imports.start_import(
-                connector,
-                data["file"],
-                dry_run=data["dry_run"],
-                on_error=data["on_error"],
-                actor=actor(request),
-                ip=client_ip(request),
-                run_later=tasks.run_whitelist_import.delay,
-            )
-        except services.InvalidData as exc:
-            form.add_error("file", f"{exc.message[:1].upper()}{exc.message[1:]}.")
-        else:
-            return redirect("devices:import", connector_id=connector.pk, import_id=run.pk)
-    context = connector_context(request, connector, "import")
-    context.update(
-        form=form,
-        recent_imports=connector.imports.order_by("-id")[:10],
-        export_url=api_url("devices.csv", connector),
-    )
-    return render(request, "devices/import_new.html", context)
-
-
-def api_url(tail: str, connector) -> str:
-    return f"/api/v1/connectors/{connector.pk}/{tail}"
-
-
-def import_state(run: WhitelistImport, errors_shown: int = IMPORT_ERRORS_SHOWN) -> dict:
-    finished = run.status in WhitelistImport.ENDED
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "status_label": run.get_status_display(),
-        "finished": finished,
-        "cancellable": not finished,
-        "dry_run": run.dry_run,
-        "on_error": run.on_error,
-        "total": run.total,
-        "processed": run.processed,
-        "created": run.created,
-        "error_count": run.error_count,
-        "good": max(0, run.processed - run.error_count),
-        "errors": run.errors[:errors_shown] if finished else [],
-    }
-
-
-def get_import(connector, import_id) -> WhitelistImport:
-    return get_object_or_404(WhitelistImport, connector=connector, pk=import_id)
-
-
-@maker_required
-@require_GET
-def import_detail(request, connector_id, import_id):
-    connector = get_connector(request, connector_id)
-    run = get_import(connector, import_id)
-    context = connector_context(request, connector, "import")
-    context.update(
-        run=run,
-        state=import_state(run),
-        progress_url=reverse(
-            "devices:import-progress", kwargs={"connector_id": connector.pk, "import_id": run.pk}
-        ),
-        errors_url=api_url(f"imports/{run.pk}/errors.csv", connector),
-        export_url=api_url("devices.csv", connector),
-        errors_shown=IMPORT_ERRORS_SHOWN,
-    )
-    return render(request, "devices/import_detail.html", context)
-
-
-@maker_required
-@require_GET
-def import_progress(request, connector_id, import_id):
-    connector = get_connector(request, connector_id)
-    return JsonResponse(import_state(get_import(connector, import_id)))
 
 
 # --- Logs tab ---------------------------------------------------------------------

@@ -217,6 +217,11 @@ IMPORT_MAX_STORED_ERRORS = config.integer("IMPORT_MAX_STORED_ERRORS", default=10
 # An import without progress this long lost its worker and is failed; a pending
 # one no worker took is queued again. Progress arrives every IMPORT_BATCH_SIZE rows.
 IMPORT_STALL_SECONDS = config.integer("IMPORT_STALL_SECONDS", default=900, minimum=1)
+# An import that refused its file for bad rows keeps the upload this long, so its
+# page can import the good rows in one click; the stall sweep removes it after.
+IMPORT_KEEP_FAILED_UPLOAD_SECONDS = config.integer(
+    "IMPORT_KEEP_FAILED_UPLOAD_SECONDS", default=24 * 3600, minimum=0
+)
 
 # Where uploaded files are kept: Django's storage backends by alias. A deployment
 # that keeps files elsewhere (object storage through django-storages, say) adds an

@@ -42,6 +42,9 @@ class WhitelistImportSerializer(serializers.ModelSerializer):
     errors = ImportErrorSerializer(
         many=True, read_only=True, help_text="The first errors, in line order."
     )
+    file_name = serializers.CharField(
+        source="original_name", read_only=True, help_text="The uploaded file's own name."
+    )
 
     class Meta:
         model = WhitelistImport
@@ -50,6 +53,10 @@ class WhitelistImportSerializer(serializers.ModelSerializer):
             "status",
             "dry_run",
             "on_error",
+            "file_name",
+            "phase",
+            "phase_started_at",
+            "phase_done",
             "total",
             "processed",
             "created",
@@ -123,7 +130,12 @@ class ImportScopedMixin(ConnectorScopedMixin):
 
 
 class ImportDetailView(ImportScopedMixin, APIView):
-    """Progress and result of one import; poll it while `status` is pending or running."""
+    """Progress and result of one import; poll it while `status` is pending or running.
+
+    `phase` is its step (checking, writing, finishing) as last committed, with
+    `phase_done` rows done since `phase_started_at`; while it writes, the
+    console's page has the finer count.
+    """
 
     @extend_schema(
         summary="Progress and result of an import",

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from devices import sql
 from devices.imports.checker import Row
-from devices.models import Device
+from devices.models import Device, WhitelistImport
 
 
 class RolledBack(Exception):
@@ -20,6 +20,8 @@ class RolledBack(Exception):
 
 
 _NO_CERTIFICATE = (None,) * 5
+# How often the reading thread tells how far the writing one got, once the file is read.
+PROGRESS_SECONDS = 1.0
 
 
 class PostgresStage:
@@ -90,9 +92,11 @@ class PostgresStage:
         created, self.count, self.with_certificates = self.count - len(late), 0, 0
         return created, late
 
-    def commit(self, settle) -> None:
+    def commit(self, settle, progress) -> None:
         with transaction.atomic():
-            settle(*self.insert())
+            created, late = self.insert()
+            progress(WhitelistImport.FINISHING, created)
+            settle(created, late)
 
     def close(self) -> None:
         with connection.cursor() as cursor:
@@ -114,6 +118,12 @@ class PostgresPipeline:
         # database slows the reading down instead of queueing the file.
         self.batches: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
+        # Devices the thread added so far, and whether it settles: read by the
+        # reading thread, which must not update the import once settling began
+        # (the settling update holds the import's row until the commit).
+        self.written = 0
+        self.settling = False
+        self.settling_lock = threading.Lock()
         self.thread = threading.Thread(
             target=self._run, args=(name, template), name=f"whitelist-import-{name}"
         )
@@ -123,9 +133,14 @@ class PostgresPipeline:
         if self.error is None:
             self.batches.put(rows)
 
-    def commit(self, settle) -> None:
+    def commit(self, settle, progress) -> None:
         self.batches.put(settle)
-        self.thread.join()
+        while self.thread.is_alive():
+            self.thread.join(timeout=PROGRESS_SECONDS)
+            with self.settling_lock:
+                if self.thread.is_alive():
+                    phase = WhitelistImport.FINISHING if self.settling else WhitelistImport.WRITING
+                    progress(phase, self.written)
         if self.error is not None:
             raise self.error
 
@@ -146,16 +161,19 @@ class PostgresPipeline:
                 while (item := self.batches.get()) is not None:
                     if callable(item):
                         told = True
+                        with self.settling_lock:
+                            self.settling = True
                         item(created, late)
                         return
                     pinning = any(row.certificate is not None for row in item)
                     if not pinning and stage.copy_directly(item):
                         created += len(item)
-                        continue
-                    stage.add(item)
-                    batch_created, batch_late = stage.insert()
-                    created += batch_created
-                    late += batch_late
+                    else:
+                        stage.add(item)
+                        batch_created, batch_late = stage.insert()
+                        created += batch_created
+                        late += batch_late
+                    self.written = created
                 told = True
                 raise RolledBack()
         except RolledBack:

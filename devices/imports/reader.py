@@ -91,7 +91,10 @@ def decoded(lines: Iterable[bytes]) -> Iterator[str]:
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise BrokenFile(f"line {number}: the file is not UTF-8 text") from exc
+            raise BrokenFile(
+                f"Line {number} is not UTF-8 text; save the file as CSV UTF-8 "
+                "(in Excel: Save As, CSV UTF-8) and upload it again."
+            ) from exc
 
 
 def csv_rows(text) -> Iterator[tuple[int, list[str]]]:
@@ -104,7 +107,11 @@ def csv_rows(text) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise BrokenFile(f"line {reader.line_num}: malformed CSV ({exc})") from exc
+            raise BrokenFile(
+                f"Line {reader.line_num} is not valid CSV: a quote opens a cell but does not "
+                "close it, or stands in the middle of one. Put quotes around the whole cell "
+                'and double any quote inside it ("").'
+            ) from exc
         start, end = end + 1, reader.line_num
         if cells and (cells[0].strip() or any(cell.strip() for cell in cells)):
             yield start, cells

@@ -1,11 +1,14 @@
 """Running an import: read and check every row, then write the good ones or nothing.
 
-1. Stream the file once through the `csv` module and validate every row,
-   naming the physical line where the row starts; check each batch against
-   the whitelist with one query. Progress and the error count are committed
-   every batch for pollers.
-2. Write the good rows in one transaction that commits only at the end, and
-   only if this is not a dry run and `abort` met no bad row (`writers`).
+1. Checking: stream the file once through the `csv` module and validate
+   every row, naming the physical line where the row starts; check each batch
+   against the whitelist with one query. Progress and the error count are
+   committed every batch for pollers.
+2. Adding devices: write the good rows in one transaction that commits only at
+   the end, and only if this is not a dry run and `abort` met no bad row
+   (`writers`); then saving the result (the import's end and its log line) in
+   the same transaction. Each step is recorded as the import's `phase`, with
+   its start and how many rows it has done, so its page shows a rate.
 
 So `abort` writes nothing unless every row is good, and a file that breaks off
 half-way (bad bytes, malformed quoting) writes nothing at all.
@@ -24,6 +27,7 @@ import time
 
 from django.conf import settings
 from django.core.files import File
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -42,6 +46,7 @@ from devices.imports.records import (
     GivenUp,
     end_running,
     error_entry,
+    note_phase,
     record_progress,
     remove_upload,
     starter,
@@ -55,6 +60,10 @@ logger = logging.getLogger(__name__)
 # A worker that dies this many times running one import (a file that takes it
 # out of memory, say) does not get it again: the import fails.
 MAX_ATTEMPTS = 3
+ALREADY_WHITELISTED = (
+    "This ID is already whitelisted in this connector; remove the row "
+    "(the device that has it is left as it is)."
+)
 
 
 class Conflicted(Exception):
@@ -93,6 +102,10 @@ def run_import(import_id: int, *, take_over: bool = False) -> WhitelistImport:
         processed=0,
         error_count=0,
         errors=[],
+        phase=WhitelistImport.CHECKING,
+        phase_started_at=timezone.now(),
+        phase_done=0,
+        phase_total=0,
         updated_at=timezone.now(),
     )
     record.refresh_from_db()
@@ -119,7 +132,7 @@ def run_import(import_id: int, *, take_over: bool = False) -> WhitelistImport:
         )
         record.refresh_from_db()
     finally:
-        run.close(keep_upload=not ended)
+        run.close(keep_upload=not ended or run.keeps_upload)
     return record
 
 
@@ -138,6 +151,10 @@ class ImportRun:
         self.report_writer.writerow(ERROR_REPORT_HEADER)
         self.stage = None
         self.checker = None
+        # Whether its upload stays after it ends, for "import the good rows".
+        self.keeps_upload = False
+        self.phase = WhitelistImport.CHECKING
+        self.phase_started_at = record.phase_started_at or timezone.now()
 
     # The phases ---------------------------------------------------------------
 
@@ -145,7 +162,7 @@ class ImportRun:
         started = time.monotonic()
         try:
             total = self._count()
-            record_progress(self.record.pk, self.record.attempts, total=total)
+            record_progress(self.record.pk, self.record.attempts, total=total, phase_total=total)
             self.record.total = total
             self._validate()
         except (BrokenFile, InvalidImportFile) as exc:
@@ -164,6 +181,11 @@ class ImportRun:
         elif self.error_count and self.record.on_error == WhitelistImport.ABORT:
             self._discard()
             self._finish(WhitelistImport.FAILED, created=0)
+            # The same file can be imported again skipping its bad rows, unless
+            # it holds a private key, which must not stay at rest.
+            self.keeps_upload = self.processed > self.error_count and not (
+                self.checker is not None and self.checker.saw_private_key
+            )
         else:
             self._write()
             logger.info(
@@ -223,7 +245,7 @@ class ImportRun:
                 line, problem = row
                 self._reject(line, problem.identity, problem.message)
             elif row.identity in taken:
-                self._reject(row.line, row.identity, "already whitelisted in this connector")
+                self._reject(row.line, row.identity, ALREADY_WHITELISTED)
             else:
                 good.append(row)
         if self.error_count and self.record.on_error == WhitelistImport.ABORT:
@@ -232,7 +254,11 @@ class ImportRun:
             self._discard()
         elif self.stage is not None and good:
             self.stage.add(good)
-        progress = {"processed": self.processed, "error_count": self.error_count}
+        progress = {
+            "processed": self.processed,
+            "error_count": self.error_count,
+            "phase_done": self.processed,
+        }
         if len(self.errors) != errors_before:
             progress["errors"] = self.errors
         record_progress(self.record.pk, self.record.attempts, **progress)
@@ -254,15 +280,43 @@ class ImportRun:
             if late and abort:
                 raise Conflicted(late)
             for line, identity in late:
-                self._reject(line, identity, "already whitelisted in this connector")
+                self._reject(line, identity, ALREADY_WHITELISTED)
             self._finish(WhitelistImport.DONE, created=created)
 
+        written = getattr(self.stage, "written", 0)
+        if not written:
+            self.phase_started_at = timezone.now()
+        # else the pipeline has been adding devices since the checking began:
+        # its rate counts from then.
+        self.phase = WhitelistImport.WRITING
+        self._progress(WhitelistImport.WRITING, written)
         try:
-            self.stage.commit(settle)
+            self.stage.commit(settle, self._progress)
         except Conflicted as exc:
             for line, identity in exc.rows:
-                self._reject(line, identity, "already whitelisted in this connector")
+                self._reject(line, identity, ALREADY_WHITELISTED)
             self._finish(WhitelistImport.FAILED, created=0)
+
+    def _progress(self, phase: str, done: int) -> None:
+        """Record the step the write is in and how many devices it added so far.
+
+        Inside the writing transaction an update of the import would stay unseen
+        (and hold its row): the step is noted in the cache instead.
+        """
+        if phase != self.phase:
+            self.phase, self.phase_started_at = phase, timezone.now()
+        total = max(self.processed - self.error_count, done)
+        if connection.in_atomic_block or phase == WhitelistImport.FINISHING:
+            note_phase(self.record, phase, done, total, self.phase_started_at)
+            return
+        record_progress(
+            self.record.pk,
+            self.record.attempts,
+            phase=phase,
+            phase_started_at=self.phase_started_at,
+            phase_done=done,
+            phase_total=total,
+        )
 
     def _discard(self) -> None:
         if self.stage is not None:
@@ -291,12 +345,20 @@ class ImportRun:
         record.errors = self.errors
         record.error_count = self.error_count
         record.finished_at = timezone.now()
+        if self.phase == WhitelistImport.CHECKING:
+            record.phase_done = self.processed
+        else:
+            record.phase_done = created
+        record.phase, record.phase_started_at = self.phase, self.phase_started_at
         # Only while it is still running: the stall sweep may have ended it.
         # Raising here rolls back a write this runs inside.
         record_progress(
             record.pk,
             record.attempts,
             status=status,
+            phase=record.phase,
+            phase_started_at=record.phase_started_at,
+            phase_done=record.phase_done,
             processed=record.processed,
             total=record.total,
             created=created,

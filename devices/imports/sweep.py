@@ -16,6 +16,9 @@ that the broker cannot see, and this sweep ends them:
   broker (the web process stopped between the commit and the send) or was lost
   with the broker's data. It is sent again through `send`; a task that arrives
   twice runs once.
+
+It also removes the upload a failed import kept for "import the good rows"
+(`restart`) once IMPORT_KEEP_FAILED_UPLOAD_SECONDS have passed.
 """
 
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from devices.imports.records import end_running
+from devices.imports.records import end_running, remove_upload
 from devices.models import WhitelistImport
 
 
@@ -47,4 +50,24 @@ def fail_stalled_imports(send: Callable[[int], object]) -> dict[str, int]:
         ).update(updated_at=timezone.now()):
             requeued += 1
             send(pk)
-    return {"failed": ended, "queued again": requeued}
+    return {"failed": ended, "queued again": requeued, "uploads removed": remove_kept_uploads()}
+
+
+def remove_kept_uploads() -> int:
+    """Remove the uploads failed imports kept for a restart, once their time is up.
+
+    Looks a week back past the cutoff, so a sweep that stopped for days still
+    catches up, while the query never walks every import ever failed.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_KEEP_FAILED_UPLOAD_SECONDS)
+    removed = 0
+    for record in WhitelistImport.objects.filter(
+        status=WhitelistImport.FAILED,
+        on_error=WhitelistImport.ABORT,
+        finished_at__lt=cutoff,
+        finished_at__gte=cutoff - timedelta(days=7),
+    ).exclude(file=""):
+        if record.file.storage.exists(record.file.name):
+            remove_upload(record)
+            removed += 1
+    return removed

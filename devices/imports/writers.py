@@ -1,9 +1,11 @@
 """Writing an import's good rows: one interface, a writer per database.
 
-A stage takes `add(rows)` while the file is read, then either `commit(settle)`,
-which writes everything in one transaction and calls `settle(created, late)`
-inside it (`late`: rows someone else whitelisted meanwhile), or `close()`
-alone, which writes nothing. On PostgreSQL the stage is COPY-based
+A stage takes `add(rows)` while the file is read, then either
+`commit(settle, progress)`, which writes everything in one transaction and
+calls `settle(created, late)` inside it (`late`: rows someone else whitelisted
+meanwhile), or `close()` alone, which writes nothing. While it commits it tells
+`progress(phase, done)` how many devices it added (WRITING), once per batch,
+and when it starts to settle (FINISHING). On PostgreSQL the stage is COPY-based
 (`devices.imports.postgres`); elsewhere rows wait in a spool file.
 """
 
@@ -18,7 +20,7 @@ from django.db import connection, transaction
 from connectors.models import Connector
 from devices.imports import postgres
 from devices.imports.checker import Certificate, Row, whitelisted
-from devices.models import Credential, Device
+from devices.models import Credential, Device, WhitelistImport
 
 
 def open_stage(name: str, template: Device):
@@ -75,7 +77,7 @@ class SpoolStage:
         if batch:
             yield batch
 
-    def commit(self, settle) -> None:
+    def commit(self, settle, progress) -> None:
         template = self.template
         created, late = 0, []
         with transaction.atomic():
@@ -110,6 +112,8 @@ class SpoolStage:
                     if row.certificate is not None
                 )
                 created += len(devices)
+                progress(WhitelistImport.WRITING, created)
+            progress(WhitelistImport.FINISHING, created)
             settle(created, late)
 
     def close(self) -> None:

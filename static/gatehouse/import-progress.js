@@ -1,4 +1,5 @@
-// Import status page: follow a running CSV import once a second, then show its result.
+// Import status page: follow a running CSV import once a second, step by step
+// (checking rows, adding devices, saving the result), then show its result.
 "use strict";
 
 (() => {
@@ -6,6 +7,8 @@
   if (!card || ["done", "failed", "cancelled"].includes(card.dataset.state)) return;
   const bar = document.getElementById("import-progress");
   const badge = document.getElementById("import-status");
+  const phase = document.getElementById("import-phase");
+  const steps = document.getElementById("import-steps");
   const numbers = {
     processed: document.getElementById("import-processed"),
     total: document.getElementById("import-total"),
@@ -13,7 +16,27 @@
     good: document.getElementById("import-good"),
     error_count: document.getElementById("import-error-count"),
   };
-  if (Number(numbers.total.textContent) === 0) bar.removeAttribute("value");
+
+  function showSteps(phases) {
+    for (const step of phases) {
+      const item = steps.querySelector(`li[data-phase="${step.key}"]`);
+      if (!item) continue;
+      item.dataset.state = step.state;
+      if (step.state === "current") item.setAttribute("aria-current", "step");
+      else item.removeAttribute("aria-current");
+    }
+  }
+
+  function showBar(state) {
+    // Each step has its own bar: it starts again at every step, and moves
+    // without an end while there is nothing to count.
+    bar.max = state.bar_max;
+    if (state.bar_value === null) bar.removeAttribute("value");
+    else bar.value = state.bar_value;
+    bar.dataset.state = state.status;
+    bar.dataset.phase = state.phase;
+    bar.textContent = state.phase_text;
+  }
 
   async function poll() {
     let state;
@@ -33,11 +56,11 @@
     }
     badge.textContent = state.status_label;
     badge.dataset.status = state.status;
-    if (state.total > 0) {
-      bar.max = state.total;
-      bar.value = state.processed;
-    }
-    bar.dataset.state = state.status;
+    showSteps(state.phases);
+    showBar(state);
+    phase.textContent = state.phase_text;
+    phase.dataset.phase = state.phase;
+    phase.hidden = !state.phase_text;
     if (state.finished) {
       // The finished page lists the bad rows and the summary, rendered by the server.
       window.location.reload();

@@ -23,7 +23,7 @@ from django.utils import timezone
 from audit.models import Event
 from devices import imports, tasks
 from devices.imports.records import GivenUp, record_progress
-from devices.imports.run import ImportRun
+from devices.imports.run import ALREADY_WHITELISTED, ImportRun
 from devices.models import Credential, Device, WhitelistImport
 from portal.celery import app as celery_app
 from tests.support.clients import bearer_client
@@ -39,6 +39,7 @@ SEED_CSV = """ID,TLS Client Certificate,Tags
 00000005,,"[{""name"": ""group"", ""value"": ""g3""},{""name"": ""claim_code"", ""value"": ""def""}]"
 """  # noqa: E501
 HEADER = "ID,TLS Client Certificate,Tags\n"
+BAD_ID = "The ID cell must be exactly 8 decimal digits; this one holds non-digits."
 
 
 @pytest.fixture(autouse=True)
@@ -183,8 +184,8 @@ def test_a_certificate_whose_cn_is_not_the_id_is_refused_on_its_line(connector):
     assert errors_of(record) == [
         (
             2,
-            "TLS Client Certificate: the certificate CN"
-            ' "00000009" does not match the ID "00000001"',
+            'The certificate in this row is for "00000009", not for the ID "00000001"; '
+            "move it to its own device's row, or leave the cell empty.",
         )
     ]
     assert not Device.objects.exists()
@@ -225,30 +226,50 @@ def test_every_bad_row_is_reported_with_the_line_where_it_starts(connector, whit
 
     record = run(connector, text, on_error="skip")
     assert errors_of(record) == [
-        (line_of("12ab,"), "identity holds non-digits; expected exactly 8 decimal digits"),
-        (line_of("00000001,,"), "duplicate in file: the same ID is on line 2"),
-        (line_of("00000003,"), "already whitelisted in this connector"),
-        (line_of("00000004,"), record.errors[3]["message"]),
-        (line_of("00000005,"), 'Tags: tags must be a JSON list of {"name", "value"} objects'),
+        (line_of("12ab,"), BAD_ID),
+        (line_of("00000001,,"), "This ID is also on line 2 of the file; keep one of the two rows."),
+        (line_of("00000003,"), ALREADY_WHITELISTED),
+        (
+            line_of("00000004,"),
+            'The Tags cell must be a JSON list like [{"name": "site", "value": "north"}], '
+            "or be left empty; this one is not JSON.",
+        ),
+        (
+            line_of("00000005,"),
+            'The Tags cell must be a JSON list like [{"name": "site", "value": "north"}], '
+            "or be left empty; this one is JSON but not a list.",
+        ),
         (
             line_of("00000006,"),
-            "TLS Client Certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            "The TLS Client Certificate cell must hold a PEM certificate (-----BEGIN "
+            "CERTIFICATE----- … -----END CERTIFICATE-----), or be left empty; this one does not.",
         ),
         (
             line_of("00000007,"),
-            "TLS Client Certificate: the certificate CN"
-            ' "00000070" does not match the ID "00000007"',
+            'The certificate in this row is for "00000070", not for the ID "00000007"; '
+            "move it to its own device's row, or leave the cell empty.",
         ),
-        (line_of("00000008,"), "too many columns: 4 cells where the header has 3"),
-        (line_of("00000009"), "missing column: TLS Client Certificate, Tags"),
+        (
+            line_of("00000008,"),
+            "This row has 4 cells but the header has 3 columns; remove the extra cells, "
+            "or put quotes around a cell that holds a comma.",
+        ),
+        (
+            line_of("00000009"),
+            "This row stops before its TLS Client Certificate and Tags cells; every row "
+            "needs 3 cells (an empty cell is fine, but keep its comma).",
+        ),
         (
             line_of("00000010,"),
-            "TLS Client Certificate: that holds a private key; upload the certificate only",
+            "The TLS Client Certificate cell holds a private key, which must never be in "
+            "this file; keep only the certificate and keep the key on the device.",
         ),
     ]
+    # Every message speaks of the spreadsheet, never of Python.
+    for error in record.errors:
+        assert "Expecting" not in error["message"] and "char " not in error["message"]
     # The PEM on line 2 spreads the first row over lines 2 to 11 or so.
     assert line_of("12ab,") > 10
-    assert record.errors[3]["message"].startswith("Tags is not valid JSON")
     assert [error["identity"] for error in record.errors[:3]] == ["12ab", "00000001", "00000003"]
     assert (record.status, record.error_count, record.created) == ("done", 10, 2)
     assert identities(connector) == ["00000001", "00000003", "00000011"]
@@ -268,9 +289,7 @@ def test_abort_writes_nothing_when_one_row_is_bad(connector):
 def test_skip_writes_the_good_rows_and_reports_the_bad_ones(connector):
     record = run(connector, SEED_CSV + "bad-id,,\n00000006,,\n", on_error="skip")
     assert (record.status, record.created, record.error_count) == ("done", 6, 1)
-    assert errors_of(record) == [
-        (7, "identity holds non-digits; expected exactly 8 decimal digits")
-    ]
+    assert errors_of(record) == [(7, BAD_ID)]
     assert len(identities(connector)) == 6
 
 
@@ -288,13 +307,17 @@ def test_a_file_that_breaks_off_half_way_fails_and_writes_nothing_even_with_skip
     record = run(connector, broken, on_error="skip")
     assert record.status == "failed"
     assert record.errors[0]["line"] is None
-    assert record.errors[0]["message"].startswith("line 7: malformed CSV")
+    assert record.errors[0]["message"].startswith("Line 7 is not valid CSV: a quote opens")
+    assert "Error" not in record.errors[0]["message"]
     assert not Device.objects.exists()
 
     # Past the first 64 KB, which are checked before the file is stored.
     good = HEADER + "".join(f"{n:08d},,\n" for n in range(1, 8001))
     record = run(connector, good.encode() + b"00000000,,\xff\xfe\n", on_error="skip")
-    assert record.errors[0]["message"] == "line 8002: the file is not UTF-8 text"
+    assert record.errors[0]["message"] == (
+        "Line 8002 is not UTF-8 text; save the file as CSV UTF-8 "
+        "(in Excel: Save As, CSV UTF-8) and upload it again."
+    )
     assert not Device.objects.exists()
 
 
@@ -306,7 +329,13 @@ def test_an_empty_file_is_refused_before_it_is_stored(connector):
 
 def test_tags_that_postgresql_could_not_store_are_a_bad_row(connector):
     record = run(connector, csv_text(("00000001", "", '[{"name": "a", "value": "x\\u0000"}]')))
-    assert errors_of(record) == [(2, "Tags hold a NUL or an unpaired surrogate character")]
+    assert errors_of(record) == [
+        (
+            2,
+            "The Tags cell holds an invisible control character (a \\u0000 or an unpaired "
+            "\\ud800-style escape); delete it and type the text again.",
+        )
+    ]
 
 
 def test_only_the_first_errors_are_kept_on_the_row_and_all_in_the_report(
@@ -403,7 +432,7 @@ def test_a_running_import_without_progress_is_failed_and_its_upload_removed(conn
     busy = stored_import(connector, SEED_CSV, status="running", quiet_minutes=14)
     finished = stored_import(connector, SEED_CSV, status="done", quiet_minutes=60)
 
-    assert tasks.fail_stalled_imports() == {"failed": 1, "queued again": 0}
+    assert tasks.fail_stalled_imports() == {"failed": 1, "queued again": 0, "uploads removed": 0}
 
     stalled.refresh_from_db()
     assert (stalled.status, stalled.created, stalled.error_count) == ("failed", 0, 1)
@@ -425,7 +454,7 @@ def test_a_running_import_without_progress_is_failed_and_its_upload_removed(conn
         assert record.status == status
         assert record.file.storage.exists(record.file.name)
     # A second sweep finds nothing more to do.
-    assert tasks.fail_stalled_imports() == {"failed": 0, "queued again": 0}
+    assert tasks.fail_stalled_imports() == {"failed": 0, "queued again": 0, "uploads removed": 0}
 
 
 def test_a_worker_that_outlives_the_sweep_writes_nothing(connector):
@@ -455,7 +484,7 @@ def test_a_pending_import_no_worker_took_is_queued_again(connector, monkeypatch)
     waiting = stored_import(connector, HEADER + "00000099,,\n", status="pending", quiet_minutes=1)
 
     # The task is sent again (and runs eagerly here).
-    assert tasks.fail_stalled_imports() == {"failed": 0, "queued again": 1}
+    assert tasks.fail_stalled_imports() == {"failed": 0, "queued again": 1, "uploads removed": 0}
 
     lost.refresh_from_db()
     assert (lost.status, lost.created) == ("done", 5)
@@ -533,7 +562,7 @@ def test_a_failed_import_has_a_downloadable_error_report(owner_client, connector
         {
             "line": 7,
             "identity": "bad-id",
-            "message": "identity holds non-digits; expected exactly 8 decimal digits",
+            "message": BAD_ID,
         }
     ]
     base = f"/api/v1/connectors/{connector.pk}/imports/{body['id']}/"
@@ -542,8 +571,7 @@ def test_a_failed_import_has_a_downloadable_error_report(owner_client, connector
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert b"".join(response.streaming_content).decode() == (
-        "line,identity,message\n"
-        "7,bad-id,identity holds non-digits; expected exactly 8 decimal digits\n"
+        f"line,identity,message\n7,bad-id,{BAD_ID}\n"
     )
 
 
@@ -728,6 +756,6 @@ def test_an_identity_whitelisted_while_the_import_runs_is_reported_not_doubled(
     other.join(30)
     assert not failures
     assert (record.status, record.created) == (status, created)
-    assert errors_of(record) == [(4, "already whitelisted in this connector")]
+    assert errors_of(record) == [(4, ALREADY_WHITELISTED)]
     expected = ["00000001", "00000002", "00000003"] if on_error == "skip" else ["00000003"]
     assert identities(connector) == expected

@@ -53,9 +53,10 @@ def test_bad_rows_are_listed_with_their_line_numbers_and_abort_writes_nothing(
     assert not Device.objects.exists()
     errors = page[page.index('id="import-errors"') :]
     assert '<td data-label="Line" class="nowrap">3</td>' in errors
-    assert "exactly 8 decimal digits" in errors
+    assert "The ID cell must be exactly 8 decimal digits; this one holds non-digits." in errors
     assert '<td data-label="Line" class="nowrap">5</td>' in errors
-    assert "Tags is not valid JSON" in errors
+    assert "The Tags cell must be a JSON list like" in errors
+    assert "this one is not JSON." in errors
     assert "nothing was whitelisted" in page
     run = WhitelistImport.objects.get()
     assert f"/api/v1/connectors/{connector.pk}/imports/{run.pk}/errors.csv" in page
