@@ -124,24 +124,46 @@ class Ingest:
         self._devices[key] = (now, device)
         return device
 
-    def store(self, topic: str, payload: bytes, writes: services.WriteBatch) -> None:
-        """Add one message to `writes`; one that cannot be stored is logged and dropped."""
+    def store(self, messages: list, writes: services.WriteBatch) -> None:
+        """Add the messages to `writes`, their writes counted against the rate limit in
+        one round trip; one that cannot be stored is logged and dropped."""
+        read = [self.read(message.topic, message.payload) for message in messages]
+        writing = [item for item in read if item is not None and item[2] is not None]
+        counts = iter(writes.count([device for device, _, _ in writing]))
+        for item in read:
+            if item is None:
+                continue
+            device, failure, pairs = item
+            try:
+                if failure is not None:
+                    raise failure
+                writes.add(device, pairs, None, counted=next(counts))
+            except (UnusableMessage, services.InvalidData) as exc:
+                reason = f"MQTT write refused: {getattr(exc, 'message', str(exc))}"
+                writes.add_event(
+                    device.connector_id, device.identity, Event.WRITE_IGNORED, reason[:500], None
+                )
+            except services.RateLimited:
+                writes.add_event(
+                    device.connector_id, device.identity, Event.RATE_LIMITED, "MQTT write", None
+                )
+            self.stored += 1
+
+    def read(self, topic: str, payload: bytes):
+        """(device, None, pairs) for a message to write, (device, UnusableMessage, None)
+        for one to log as refused, None for one to drop (an unknown topic or device)."""
         try:
             connector_id, identity, kind, alias = topics.parse_device_topic(topic)
         except (topics.TopicError, UnicodeDecodeError):
             logger.warning("ignored a message on %r", topic[:200])
-            return
+            return None
         device = self.device(connector_id, identity)
         if device is None:
-            return  # revoked or deleted a moment ago; the broker has dropped its client
+            return None  # revoked or deleted a moment ago; the broker has dropped its client
         try:
-            writes.add(device, pairs_of(kind, alias, payload), None)
-        except (UnusableMessage, services.InvalidData) as exc:
-            reason = f"MQTT write refused: {getattr(exc, 'message', str(exc))}"
-            writes.add_event(connector_id, identity, Event.WRITE_IGNORED, reason[:500], None)
-        except services.RateLimited:
-            writes.add_event(connector_id, identity, Event.RATE_LIMITED, "MQTT write", None)
-        self.stored += 1
+            return device, None, pairs_of(kind, alias, payload)
+        except UnusableMessage as exc:
+            return device, exc, None
 
     def on_message(self, client, userdata, message) -> None:
         """paho's network thread: hand the message to the storing loop."""
@@ -169,8 +191,7 @@ class Ingest:
                 with transaction.atomic():
                     fresh = self._receipts.fresh(messages)
                     writes = services.WriteBatch()
-                    for message in fresh:
-                        self.store(message.topic, message.payload, writes)
+                    self.store(fresh, writes)
                     writes.save()
                     sequence = self._receipts.note(fresh)
             except DatabaseError:

@@ -67,6 +67,29 @@ def test_a_write_past_the_rate_is_refused_as_write_data_refuses_it(connector, se
     assert DataPoint.objects.count() == 2
 
 
+def test_a_batch_counted_at_once_refuses_the_writes_past_the_rate_in_order(connector, settings):
+    """The ingest counts a batch's writes in one round trip: a device's writes are
+    counted in turn, and those past the rate are refused as one by one they would be."""
+    settings.RATE_LIMIT_WRITE = "2/60"
+    first, second = provisioned(connector, "00000001"), provisioned(connector, "00000002")
+    batch = [first, second, first, first, second]
+    counted = services.WriteBatch.count(batch)
+    assert counted == [1, 1, 2, 3, 2]
+    writes, refused = services.WriteBatch(), []
+    for device, count in zip(batch, counted, strict=True):
+        try:
+            writes.add(device, [("myalias", device.identity[-1])], None, counted=count)
+        except services.RateLimited as exc:
+            refused.append((device.identity, exc.retry_after > 0))
+    writes.save()
+    assert refused == [("00000001", True)]
+    assert DataPoint.objects.count() == 4
+    # The writes counted at once count for the next ones too.
+    with pytest.raises(services.RateLimited):
+        writes.add(second, [("myalias", "3")], None)
+    assert services.WriteBatch.count([]) == []
+
+
 def test_saving_an_empty_batch_writes_nothing(connector):
     with CaptureQueriesContext(connection) as queries:
         services.WriteBatch().save()
