@@ -17,6 +17,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIZES = pytest.mark.parametrize("size", [LAPTOP, PHONE], ids=["laptop", "phone"])
 ROWS = 40
+IDENTITIES = "ID,TLS Client Certificate,Tags\n" + "".join(
+    f"{n:08d},,\n" for n in range(1, ROWS + 1)
+)
+
+
+def upload(page, size, connector, csv_file, rows: str = IDENTITIES) -> None:
+    """Write `rows` to `csv_file` and upload it on the connector's import page."""
+    csv_file.write_text(rows)
+    page.set_viewport_size(size)
+    page.goto(f"/connectors/{connector.pk}/imports/new/")
+    page.set_input_files("#id_file", str(csv_file))
+    page.click("text=Upload CSV")
 
 
 @SIZES
@@ -29,15 +41,8 @@ def test_a_maker_watches_an_import_wait_then_run_and_cancels_it(
     settings.IMPORT_INLINE_MAX_BYTES = 0
     sent = []
     monkeypatch.setattr(tasks.run_whitelist_import, "delay", sent.append)
-    csv_file = tmp_path / "identities.csv"
-    csv_file.write_text(
-        "ID,TLS Client Certificate,Tags\n" + "".join(f"{n:08d},,\n" for n in range(1, ROWS + 1))
-    )
     page = signed_in_page
-    page.set_viewport_size(size)
-    page.goto(f"/connectors/{connector.pk}/imports/new/")
-    page.set_input_files("#id_file", str(csv_file))
-    page.click("text=Upload CSV")
+    upload(page, size, connector, tmp_path / "identities.csv")
 
     status = page.locator("#import-status")
     expect(status).to_have_text("Pending")
@@ -98,15 +103,8 @@ def test_a_maker_follows_an_import_through_its_steps_to_done(
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMPORT_INLINE_MAX_BYTES = 0
     monkeypatch.setattr(tasks.run_whitelist_import, "delay", lambda pk: None)
-    csv_file = tmp_path / "north <site> #7.csv"
-    csv_file.write_text(
-        "ID,TLS Client Certificate,Tags\n" + "".join(f"{n:08d},,\n" for n in range(1, ROWS + 1))
-    )
     page = signed_in_page
-    page.set_viewport_size(size)
-    page.goto(f"/connectors/{connector.pk}/imports/new/")
-    page.set_input_files("#id_file", str(csv_file))
-    page.click("text=Upload CSV")
+    upload(page, size, connector, tmp_path / "north <site> #7.csv")
 
     phase = page.locator("#import-phase")
     bar = page.locator("#import-progress")
@@ -168,13 +166,11 @@ def test_a_maker_imports_the_good_rows_of_a_refused_file_in_one_click(
     signed_in_page, connector, tmp_path, settings, size
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
-    csv_file = tmp_path / "factory line 7.csv"
-    csv_file.write_text("ID,TLS Client Certificate,Tags\n00000001,,\n12ab,,\n00000003,,\n")
     page = signed_in_page
-    page.set_viewport_size(size)
-    page.goto(f"/connectors/{connector.pk}/imports/new/")
-    page.set_input_files("#id_file", str(csv_file))
-    page.click("text=Upload CSV")
+    upload(
+        page, size, connector, tmp_path / "factory line 7.csv",
+        "ID,TLS Client Certificate,Tags\n00000001,,\n12ab,,\n00000003,,\n",
+    )  # fmt: skip
 
     expect(page.locator("#import-status")).to_have_text("Failed")
     expect(page.locator("#import-errors")).to_contain_text(
